@@ -1,0 +1,1 @@
+"""Shared runtime of every pipeline: errors, device and model cache, media I/O, limits."""

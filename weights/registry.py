@@ -1,0 +1,128 @@
+"""The registry of every published checkpoint the pipelines use.
+
+One :class:`Checkpoint` per published *file*: where it can be fetched (every known source), how
+to check it (sha256, size), under which licence, and where inside the file each network's state
+dict sits (:class:`Component`). Families declare their entries in ``weights/catalog/<family>.py``;
+nothing outside ``weights/`` downloads or parses checkpoint files.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place a checkpoint file can be fetched from.
+
+    ``url`` is a direct HTTP(S) URL, or, for a Hugging Face file, built from ``hf_repo``,
+    ``hf_file`` and a pinned ``revision``. ``member`` names the file inside a zip archive when the
+    URL points to an archive (BOPBTL ships its checkpoints that way).
+    """
+
+    url: str = ""
+    hf_repo: str = ""
+    hf_file: str = ""
+    revision: str = "main"
+    member: str = ""
+    note: str = ""
+
+    @property
+    def resolved_url(self) -> str:
+        if self.url:
+            return self.url
+        return f"https://huggingface.co/{self.hf_repo}/resolve/{self.revision}/{self.hf_file}"
+
+    @property
+    def is_archive(self) -> bool:
+        return bool(self.member)
+
+
+@dataclass(frozen=True)
+class Component:
+    """One network state dict inside a checkpoint file.
+
+    ``path`` is the chain of dict keys leading to the state dict (``()`` = the file is the state
+    dict). ``alt_paths`` are other nestings the original loader also accepted. ``builder`` is a
+    ``"module:function"`` returning the ``nn.Module`` (random init, no downloads) whose state dict
+    this component loads into with ``strict=True``; fixture mode uses it for the keys and shapes.
+    ``file_key_prefix`` is a prefix the *model's* keys carry but the file's keys do not (OpenPose's
+    ``model0.`` style names are handled by ``key_map`` instead).
+    """
+
+    name: str
+    builder: str
+    path: tuple[str, ...] = ()
+    alt_paths: tuple[tuple[str, ...], ...] = ()
+    key_map: str = ""  # optional "module:function" mapping file keys -> model keys (and back)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    id: str  # "<family>/<name>", e.g. "deoldify/artistic"
+    family: str
+    filename: str
+    description: str
+    licence: str
+    components: tuple[Component, ...]
+    sources: tuple[Source, ...] = ()
+    sha256: str | None = None
+    size: int | None = None  # bytes
+    homepage: str = ""
+    notes: str = ""
+    optional_components: tuple[str, ...] = field(default=())  # may be absent from the file
+
+    def component(self, name: str | None = None) -> Component:
+        if name is None:
+            if len(self.components) != 1:
+                raise KeyError(f"{self.id} has several components: {[c.name for c in self.components]}")
+            return self.components[0]
+        for c in self.components:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.id} has no component {name!r}: {[c.name for c in self.components]}")
+
+
+def resolve(dotted: str) -> Callable:
+    """Import ``"package.module:attribute"``."""
+    module, _, attr = dotted.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def build_module(component: Component) -> torch.nn.Module:
+    return resolve(component.builder)()
+
+
+CATALOG_MODULES = (
+    "weights.catalog.bopbtl",
+    "weights.catalog.deoldify",
+    "weights.catalog.tpsmm",
+    "weights.catalog.edn",
+)
+
+
+def all_checkpoints() -> list[Checkpoint]:
+    """Every registered checkpoint, in catalogue order (Restore, Colorize, Animate, Dance)."""
+    import importlib.util
+
+    found: list[Checkpoint] = []
+    for name in CATALOG_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            found.extend(importlib.import_module(name).CHECKPOINTS)
+    ids = [c.id for c in found]
+    dupes = {i for i in ids if ids.count(i) > 1}
+    if dupes:
+        raise ValueError(f"duplicate checkpoint ids: {sorted(dupes)}")
+    return found
+
+
+def get(checkpoint_id: str) -> Checkpoint:
+    for c in all_checkpoints():
+        if c.id == checkpoint_id:
+            return c
+    known = ", ".join(c.id for c in all_checkpoints())
+    raise KeyError(f"unknown checkpoint {checkpoint_id!r}; known: {known}")

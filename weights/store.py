@@ -1,0 +1,345 @@
+"""The weights cache: where files live, their status, download, verification and loading.
+
+Layout: ``<cache>/<checkpoint id>/<published file name>`` holds the file as published (or a
+fixture file in the same layout, marked by ``<file>.fixture.json``), and
+``<file>.<component>.safetensors`` the state dicts converted once from the pickle, so later loads
+never unpickle anything. The cache is ``NOSTALGIA_WEIGHTS_DIR`` or ``weights/cache``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from weights import registry
+from weights.registry import Checkpoint, Component, Source
+
+ProgressFn = Callable[[int, int | None, str], None]  # (bytes done, total or None, message)
+_CHUNK = 1 << 20
+
+
+class WeightsError(RuntimeError):
+    """A checkpoint is missing, corrupt or of the wrong layout; the message says what to do."""
+
+
+class WeightsMissingError(WeightsError):
+    pass
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("NOSTALGIA_WEIGHTS_DIR")
+    return Path(env) if env else Path(__file__).resolve().parent / "cache"
+
+
+def checkpoint_path(ckpt: Checkpoint) -> Path:
+    return cache_dir() / ckpt.id / ckpt.filename
+
+
+def _fixture_marker(path: Path) -> Path:
+    return path.with_name(path.name + ".fixture.json")
+
+
+def _converted_path(path: Path, component: str) -> Path:
+    return path.with_name(f"{path.name}.{component}.safetensors")
+
+
+def sha256_of(path: Path, progress: ProgressFn | None = None) -> str:
+    digest = hashlib.sha256()
+    total = path.stat().st_size
+    done = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, total, f"hashing {path.name}")
+    return digest.hexdigest()
+
+
+def manual_instructions(ckpt: Checkpoint) -> str:
+    urls = "\n".join(f"  - {s.resolved_url}" + (f" (file {s.member} inside the archive)" if s.member else "") for s in ckpt.sources)
+    sha = f"\nExpected sha256: {ckpt.sha256}" if ckpt.sha256 else ""
+    return (
+        f"Checkpoint {ckpt.id} ({ckpt.filename}) is not in the weights cache.\n"
+        f"Download it with `python -m weights download {ckpt.id}`, or fetch it by hand from:\n{urls or '  (no public source known)'}\n"
+        f"and put it at: {checkpoint_path(ckpt)}{sha}\n"
+        f"To try the app without real weights: `python -m weights fixture {ckpt.id}` (outputs are not real)."
+    )
+
+
+# --------------------------------------------------------------------------- status
+
+@dataclass(frozen=True)
+class Status:
+    state: str  # "verified" | "present" | "fixture" | "missing" | "corrupt"
+    detail: str = ""
+
+
+def fixture_info(ckpt: Checkpoint) -> dict[str, Any] | None:
+    marker = _fixture_marker(checkpoint_path(ckpt))
+    if not marker.exists():
+        return None
+    return json.loads(marker.read_text())
+
+
+def status(ckpt: Checkpoint, *, hash_file: bool = False) -> Status:
+    """Cheap by default (no hashing); ``hash_file=True`` checks the sha256 too."""
+    path = checkpoint_path(ckpt)
+    if not path.exists():
+        return Status("missing", str(path))
+    info = fixture_info(ckpt)
+    if info is not None:
+        return Status("fixture", f"salt {info.get('salt')!r}")
+    if ckpt.size is not None and path.stat().st_size != ckpt.size:
+        return Status("corrupt", f"size {path.stat().st_size} != expected {ckpt.size}")
+    if hash_file and ckpt.sha256:
+        got = sha256_of(path)
+        if got != ckpt.sha256:
+            return Status("corrupt", f"sha256 {got} != expected {ckpt.sha256}")
+        return Status("verified")
+    verified_marker = path.with_name(path.name + ".sha256")
+    if ckpt.sha256 and verified_marker.exists() and verified_marker.read_text().strip() == ckpt.sha256:
+        return Status("verified")
+    return Status("present", "sha256 not checked yet" if ckpt.sha256 else "no published sha256 to check against")
+
+
+def verify(ckpt: Checkpoint, progress: ProgressFn | None = None) -> Status:
+    """Hash the file; a mismatch is reported (and the file refused when loading)."""
+    path = checkpoint_path(ckpt)
+    st = status(ckpt)
+    if st.state in ("missing", "fixture"):
+        return st
+    if ckpt.size is not None and path.stat().st_size != ckpt.size:
+        return Status("corrupt", f"size {path.stat().st_size} != expected {ckpt.size}")
+    got = sha256_of(path, progress)
+    if ckpt.sha256 is None:
+        return Status("present", f"sha256 {got} (none published to compare)")
+    if got != ckpt.sha256:
+        return Status("corrupt", f"sha256 {got} != expected {ckpt.sha256}")
+    path.with_name(path.name + ".sha256").write_text(got + "\n")
+    return Status("verified")
+
+
+# --------------------------------------------------------------------------- download
+
+def _fetch_url(url: str, dest: Path, progress: ProgressFn | None, timeout: float) -> None:
+    """Stream ``url`` to ``dest``, resuming a partial ``dest`` with an HTTP Range request."""
+    done = dest.stat().st_size if dest.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": "nostalgia-studio"})
+    if done:
+        request.add_header("Range", f"bytes={done}-")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        resumed = done and response.status == 206
+        if not resumed:
+            done = 0
+        length = response.headers.get("Content-Length")
+        total = (int(length) + done) if length is not None else None
+        with open(dest, "ab" if resumed else "wb") as fh:
+            while chunk := response.read(_CHUNK):
+                fh.write(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total, f"downloading {dest.name}")
+    if total is not None and done != total:
+        raise OSError(f"connection closed after {done} of {total} bytes")
+
+
+def _extract_member(archive: Path, member: str, dest: Path) -> None:
+    with zipfile.ZipFile(archive) as zf:
+        names = zf.namelist()
+        match = [n for n in names if n == member or n.endswith("/" + member)]
+        if not match:
+            raise OSError(f"{member} not found inside {archive.name}")
+        with zf.open(match[0]) as src, open(dest, "wb") as out:
+            shutil.copyfileobj(src, out, _CHUNK)
+
+
+def download(ckpt: Checkpoint, progress: ProgressFn | None = None, *, timeout: float = 30.0, force: bool = False) -> Path:
+    """Fetch a checkpoint into the cache: try each source in turn, resume partial downloads,
+    check size and sha256, and move the file into place atomically. Raises
+    :class:`WeightsMissingError` naming the file, every URL tried and where to put it by hand."""
+    path = checkpoint_path(ckpt)
+    if path.exists() and not force and fixture_info(ckpt) is None and status(ckpt).state != "corrupt":
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    for source in ckpt.sources:
+        url = source.resolved_url
+        partial_name = Path(url.split("?")[0]).name if source.is_archive else ckpt.filename
+        partial = path.parent / f".{partial_name}.part"
+        try:
+            _fetch_url(url, partial, progress, timeout)
+            if source.is_archive:
+                extracted = path.parent / f".{ckpt.filename}.extract"
+                _extract_member(partial, source.member, extracted)
+                candidate = extracted
+            else:
+                candidate = partial
+            if ckpt.size is not None and candidate.stat().st_size != ckpt.size:
+                raise OSError(f"size {candidate.stat().st_size} != expected {ckpt.size}")
+            if ckpt.sha256:
+                got = sha256_of(candidate, progress)
+                if got != ckpt.sha256:
+                    candidate.unlink(missing_ok=True)
+                    if candidate != partial:
+                        partial.unlink(missing_ok=True)
+                    raise OSError(f"sha256 {got} != expected {ckpt.sha256}")
+            os.replace(candidate, path)  # atomic: a reader sees the old state or the whole file
+            _fixture_marker(path).unlink(missing_ok=True)
+            for stale in path.parent.glob(f"{ckpt.filename}.*.safetensors"):
+                stale.unlink()
+            if ckpt.sha256:
+                path.with_name(path.name + ".sha256").write_text(ckpt.sha256 + "\n")
+            if candidate != partial:
+                partial.unlink(missing_ok=True)
+            return path
+        except (urllib.error.URLError, OSError, zipfile.BadZipFile, TimeoutError) as exc:
+            reason = getattr(exc, "reason", exc)
+            errors.append(f"  - {url}: {reason}")
+    tried = "\n".join(errors) or "  (no source registered)"
+    raise WeightsMissingError(
+        f"Could not download {ckpt.id} ({ckpt.filename}). Tried:\n{tried}\n"
+        f"If this machine is offline, fetch the file elsewhere and put it at: {path}"
+        + (f"\nExpected sha256: {ckpt.sha256}" if ckpt.sha256 else "")
+    )
+
+
+# --------------------------------------------------------------------------- fixture files
+
+def write_fixture(ckpt: Checkpoint, salt: str = "fixture", gain: float = 1.0) -> Path:
+    """Write a checkpoint in the published nesting, filled by the reference fixture formula.
+
+    Each component gets the salt ``salt`` with ``{component}`` replaced by its name (so
+    ``ref-v1/pipeline/{component}`` reproduces the salts of multi-network reference cases).
+    """
+    from weights.fixture import fixture_like
+
+    path = checkpoint_path(ckpt)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    obj: dict[str, Any] = {}
+    for comp in ckpt.components:
+        module = registry.build_module(comp)
+        sd = fixture_like(module, salt.replace("{component}", comp.name), gain)
+        sd = _to_file_keys(comp, sd)
+        if not comp.path:
+            obj = sd  # the file *is* the state dict
+            break
+        node = obj
+        for key in comp.path[:-1]:
+            node = node.setdefault(key, {})
+        node[comp.path[-1]] = sd
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+    for stale in path.parent.glob(f"{ckpt.filename}.*.safetensors"):
+        stale.unlink()
+    path.with_name(path.name + ".sha256").unlink(missing_ok=True)
+    _fixture_marker(path).write_text(json.dumps({"salt": salt, "gain": gain, "formula": 1, "sha256": sha256_of(path)}))
+    return path
+
+
+# --------------------------------------------------------------------------- loading
+
+def _key_mappers(comp: Component) -> tuple[Callable[[str], str], Callable[[str], str]]:
+    if not comp.key_map:
+        return (lambda k: k), (lambda k: k)
+    to_model, to_file = registry.resolve(comp.key_map)()
+    return to_model, to_file
+
+
+def _to_file_keys(comp: Component, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    _, to_file = _key_mappers(comp)
+    return {to_file(k): v for k, v in sd.items()}
+
+
+def _dig(obj: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(obj, dict) or key not in obj:
+            raise KeyError(key)
+        obj = obj[key]
+    return obj
+
+
+def _unpickle(path: Path) -> Any:
+    """Published pickles are read with ``weights_only=True``: tensors, containers and numbers only."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError/RuntimeError variants
+        raise WeightsError(
+            f"{path} could not be read safely with torch.load(weights_only=True): {exc}. "
+            "It is either corrupt or contains code objects; it was refused."
+        ) from exc
+
+
+def load_state_dict(checkpoint_id: str, component: str | None = None) -> dict[str, torch.Tensor]:
+    """The state dict of one network, keys as the model expects, from the cache.
+
+    safetensors first; otherwise the published pickle is hashed (when a sha256 is published),
+    unpickled with ``weights_only=True``, and every component converted once to safetensors.
+    """
+    ckpt = registry.get(checkpoint_id)
+    comp = ckpt.component(component)
+    path = checkpoint_path(ckpt)
+    if not path.exists():
+        raise WeightsMissingError(manual_instructions(ckpt))
+    converted = _converted_path(path, comp.name)
+    if converted.exists() and converted.stat().st_mtime >= path.stat().st_mtime:
+        return load_file(str(converted))
+    info = fixture_info(ckpt)
+    if info is None and ckpt.sha256:
+        st = verify(ckpt)
+        if st.state != "verified":
+            raise WeightsError(f"{ckpt.id}: {path} failed its check ({st.detail}); refused. Delete it and download again.")
+    elif info is not None and info.get("sha256") != sha256_of(path):
+        raise WeightsError(f"{ckpt.id}: fixture file {path} was modified after it was written; refused.")
+    obj = _unpickle(path)
+    to_model, _ = _key_mappers(comp)
+    for c in ckpt.components:
+        sd = None
+        for candidate in (c.path, *c.alt_paths):
+            try:
+                found = _dig(obj, candidate)
+            except KeyError:
+                continue
+            if isinstance(found, dict) and found and all(isinstance(v, torch.Tensor) for v in found.values()):
+                sd = found
+                break
+        if sd is None:
+            if c.name in ckpt.optional_components and c.name != comp.name:
+                continue
+            raise WeightsError(f"{ckpt.id}: no state dict for {c.name!r} at {'/'.join(c.path) or '(top level)'} in {path}")
+        c_to_model, _ = _key_mappers(c)
+        clean = {c_to_model(k): v.detach().contiguous().clone() for k, v in sd.items()}
+        tmp = _converted_path(path, c.name).with_suffix(".tmp")
+        save_file(clean, str(tmp))
+        os.replace(tmp, _converted_path(path, c.name))
+    del to_model
+    return load_file(str(converted))
+
+
+def load_into(module: torch.nn.Module, checkpoint_id: str, component: str | None = None) -> torch.nn.Module:
+    """``module.load_state_dict(..., strict=True)`` with an error that names the checkpoint."""
+    sd = load_state_dict(checkpoint_id, component)
+    try:
+        module.load_state_dict(sd, strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(f"{checkpoint_id} ({component or 'model'}) does not match the network: {str(exc)[:600]}") from exc
+    return module
+
+
+def any_fixture_in_use(ids: list[str] | None = None) -> list[str]:
+    """Checkpoint ids whose cached file is a fixture (for the UI banner)."""
+    return [c.id for c in registry.all_checkpoints() if (ids is None or c.id in ids) and fixture_info(c) is not None]
