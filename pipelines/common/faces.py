@@ -1,0 +1,125 @@
+"""Face detection and 68-point landmarks shared by every pipeline (dlib, CPU, offline).
+
+dlib's HOG frontal-face detector and its 68-landmark shape predictor work without any download:
+the predictor file ships inside the ``face_recognition_models`` package. Both are loaded lazily,
+once per process, under a lock (dlib objects are not safe to build concurrently), and every
+function here takes and returns plain numpy arrays so callers never touch dlib types.
+
+Boxes are ``(left, top, right, bottom)`` integer pixel coordinates (right/bottom exclusive, as
+dlib's rectangles), ordered largest first; landmarks are ``(68, 2)`` float arrays of ``(x, y)``
+in the iBUG-300W 68-point convention (the same as face-alignment's 2-D landmarks).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipelines.common.errors import ModelUnavailableError
+
+_LOCK = threading.Lock()
+_DETECTOR: Any = None
+_PREDICTOR: Any = None
+# dlib detectors are not documented as thread-safe; one call at a time is cheap enough.
+_CALL_LOCK = threading.Lock()
+
+
+def predictor_path() -> Path:
+    """Location of ``shape_predictor_68_face_landmarks.dat`` inside ``face_recognition_models``.
+
+    Found without importing the package (its ``__init__`` needs the removed ``pkg_resources``).
+    """
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailableError(
+            "The dlib 68-point landmark model is missing: install it with `pip install face-recognition-models`."
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / "shape_predictor_68_face_landmarks.dat"
+    if not path.exists():
+        raise ModelUnavailableError(f"The dlib landmark model is missing at {path}; reinstall face-recognition-models.")
+    return path
+
+
+def _dlib() -> Any:
+    try:
+        import dlib
+    except ImportError as exc:  # pragma: no cover - dlib-bin is a hard requirement
+        raise ModelUnavailableError("dlib is not installed: `pip install dlib-bin`.") from exc
+    return dlib
+
+
+def detector() -> Any:
+    """The dlib HOG frontal face detector (built once)."""
+    global _DETECTOR
+    if _DETECTOR is None:
+        with _LOCK:
+            if _DETECTOR is None:
+                _DETECTOR = _dlib().get_frontal_face_detector()
+    return _DETECTOR
+
+
+def predictor() -> Any:
+    """The dlib 68-point shape predictor (loaded once, ~100 MB)."""
+    global _PREDICTOR
+    if _PREDICTOR is None:
+        with _LOCK:
+            if _PREDICTOR is None:
+                _PREDICTOR = _dlib().shape_predictor(str(predictor_path()))
+    return _PREDICTOR
+
+
+def _as_rgb_uint8(image: np.ndarray) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, axis=-1)
+    if arr.ndim != 3 or arr.shape[2] < 3:
+        raise ValueError(f"expected an (H, W, 3) image, got {arr.shape}")
+    if arr.dtype != np.uint8:
+        arr = np.clip(np.round(arr * 255.0 if arr.dtype.kind == "f" and arr.max() <= 1.0 else arr), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr[..., :3])
+
+
+def detect_faces(image: np.ndarray, upsample: int = 1, max_side: int = 1600) -> np.ndarray:
+    """Face boxes ``(N, 4)`` int ``(left, top, right, bottom)`` in ``image`` pixels, largest first.
+
+    Large photos are scanned at ``max_side`` on their long side (HOG speed grows with pixels;
+    faces in such photos are big enough) and the boxes scaled back. ``upsample`` lets dlib find
+    faces down to about 40 px / 2**upsample.
+    """
+    rgb = _as_rgb_uint8(image)
+    h, w = rgb.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    work = rgb
+    if scale < 1.0:
+        from PIL import Image
+
+        work = np.asarray(Image.fromarray(rgb).resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR))
+    with _CALL_LOCK:
+        rects = detector()(work, upsample)
+    boxes = np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], dtype=np.float64).reshape(-1, 4)
+    if len(boxes) == 0:
+        return np.zeros((0, 4), dtype=np.int64)
+    boxes = np.round(boxes / scale)
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return boxes[np.argsort(-areas, kind="stable")].astype(np.int64)
+
+
+def landmarks68(image: np.ndarray, box: np.ndarray | tuple[int, int, int, int]) -> np.ndarray:
+    """The 68 landmarks ``(68, 2)`` float64 ``(x, y)`` of the face inside ``box``."""
+    dlib = _dlib()
+    rgb = _as_rgb_uint8(image)
+    left, top, right, bottom = (int(v) for v in box)
+    with _CALL_LOCK:
+        shape = predictor()(rgb, dlib.rectangle(left, top, right, bottom))
+    return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+
+
+def face_landmarks(image: np.ndarray, upsample: int = 1) -> list[np.ndarray]:
+    """68-point landmarks of every face found, largest face first (empty list when none)."""
+    return [landmarks68(image, box) for box in detect_faces(image, upsample=upsample)]
