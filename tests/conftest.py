@@ -31,3 +31,67 @@ def weights_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     path.mkdir()
     monkeypatch.setenv("NOSTALGIA_WEIGHTS_DIR", str(path))
     yield path
+
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def session_weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One weights cache for the in-process app, shared by the whole session."""
+    path = tmp_path_factory.mktemp("session-weights")
+    previous = os.environ.get("NOSTALGIA_WEIGHTS_DIR")
+    os.environ["NOSTALGIA_WEIGHTS_DIR"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("NOSTALGIA_WEIGHTS_DIR", None)
+    else:
+        os.environ["NOSTALGIA_WEIGHTS_DIR"] = previous
+
+
+@pytest.fixture(scope="session")
+def ensure_fixtures(session_weights_dir: Path):
+    """``ensure_fixtures(["deoldify/artistic", ...])`` writes fixture checkpoints once per session
+    into the app's weights cache (tab tests call it before using the client)."""
+    from weights import registry, store
+
+    def ensure(ids: list[str], salt: str = "fixture") -> None:
+        for cid in ids:
+            ckpt = registry.get(cid)
+            if store.fixture_info(ckpt) is None:
+                store.write_fixture(ckpt, salt=salt)
+
+    return ensure
+
+
+@pytest.fixture(scope="session")
+def app_server(session_weights_dir: Path):
+    """The whole app launched in-process on 127.0.0.1 (a free port)."""
+    import app as app_module
+
+    args = app_module.parse_args(["--host", "127.0.0.1", "--port", "0", "--queue-size", "32"])
+    demo = app_module.build_app()
+    demo.queue(max_size=args.queue_size, default_concurrency_limit=1)
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    demo.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        max_file_size=f"{app_module.LIMITS.max_upload_mb:g}mb",
+    )
+    yield demo
+    demo.close()
+
+
+@pytest.fixture(scope="session")
+def app_client(app_server):
+    """A ``gradio_client.Client`` connected to the in-process app."""
+    from gradio_client import Client
+
+    return Client(app_server.local_url, verbose=False)

@@ -44,6 +44,7 @@ def fixture_tensor(key: str, shape: Sequence[int], salt: str, gain: float = 1.0)
 
 def _spectral_uv(prefix: str, weight_orig: torch.Tensor, salt: str) -> tuple[torch.Tensor, torch.Tensor]:
     w = weight_orig.reshape(weight_orig.shape[0], -1)
+    # The formula seeds u from salt + P + ".weight_u", P being the key without its last component.
     u = F.normalize(_seeded_normal(salt + prefix + ".weight_u", (w.shape[0],)), dim=0, eps=1e-12)
     v = F.normalize(w.t() @ u, dim=0, eps=1e-12)
     for _ in range(_SPECTRAL_POWER_ITERATIONS):
@@ -64,10 +65,10 @@ def fixture_state_dict(
     out: dict[str, torch.Tensor] = {}
     spectral_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for key, shape in shapes.items():
-        prefix, _, last = key.rpartition(".")
-        if last in ("weight_u", "weight_v") and f"{prefix}.weight_orig" in shapes:
+        prefix, dot, last = key.rpartition(".")
+        orig_key = f"{prefix}{dot}weight_orig"
+        if last in ("weight_u", "weight_v") and orig_key in shapes:
             if prefix not in spectral_cache:
-                orig_key = f"{prefix}.weight_orig"
                 orig = fixture_tensor(orig_key, shapes[orig_key], salt, gain)
                 spectral_cache[prefix] = _spectral_uv(prefix, orig, salt)
             u, v = spectral_cache[prefix]

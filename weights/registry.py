@@ -105,6 +105,20 @@ CATALOG_MODULES = (
 )
 
 
+_EXTRA: list[Checkpoint] = []
+
+
+def register(ckpt: Checkpoint) -> Checkpoint:
+    """Add a checkpoint outside the catalogue (a user's own model, or a test's)."""
+    _EXTRA[:] = [c for c in _EXTRA if c.id != ckpt.id]
+    _EXTRA.append(ckpt)
+    return ckpt
+
+
+def unregister(checkpoint_id: str) -> None:
+    _EXTRA[:] = [c for c in _EXTRA if c.id != checkpoint_id]
+
+
 def all_checkpoints() -> list[Checkpoint]:
     """Every registered checkpoint, in catalogue order (Restore, Colorize, Animate, Dance)."""
     import importlib.util
@@ -113,6 +127,7 @@ def all_checkpoints() -> list[Checkpoint]:
     for name in CATALOG_MODULES:
         if importlib.util.find_spec(name) is not None:
             found.extend(importlib.import_module(name).CHECKPOINTS)
+    found.extend(_EXTRA)
     ids = [c.id for c in found]
     dupes = {i for i in ids if ids.count(i) > 1}
     if dupes:

@@ -1,0 +1,63 @@
+"""The model cache: one load under concurrency, LRU unloading, OOM translation."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+
+from pipelines.common.device import ModelCache, oom_guard, pick_device
+from pipelines.common.errors import OutOfMemoryError
+
+
+def test_eight_threads_asking_for_one_model_load_it_once() -> None:
+    cache = ModelCache(budget_bytes=1 << 30)
+    calls = []
+    barrier = threading.Barrier(8)
+
+    def loader() -> torch.nn.Module:
+        calls.append(1)
+        time.sleep(0.2)  # a slow load: every thread arrives while it runs
+        return torch.nn.Linear(4, 4)
+
+    results: list[torch.nn.Module] = []
+
+    def ask() -> None:
+        barrier.wait()
+        results.append(cache.get("m", loader))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert len(results) == 8 and all(r is results[0] for r in results)
+
+
+def test_lru_unloads_the_least_recently_used_model() -> None:
+    one = torch.nn.Linear(100, 100)  # 40,400 bytes
+    cache = ModelCache(budget_bytes=2 * 40_400 + 10)
+    cache.get("a", lambda: torch.nn.Linear(100, 100))
+    cache.get("b", lambda: torch.nn.Linear(100, 100))
+    cache.get("a", lambda: one)  # touch a: b is now the oldest
+    cache.get("c", lambda: torch.nn.Linear(100, 100))
+    assert cache.loaded() == ["a", "c"]
+    cache.get("b", lambda: torch.nn.Linear(100, 100))
+    assert cache.load_counts["b"] == 2 and "a" not in cache.loaded()
+
+
+def test_oom_becomes_a_user_error_with_the_hint() -> None:
+    with pytest.raises(OutOfMemoryError, match="lower the render factor"):
+        with oom_guard("Try again and lower the render factor."):
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    with pytest.raises(ValueError):
+        with oom_guard("unused"):
+            raise ValueError("other errors pass through")
+
+
+def test_device_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOSTALGIA_DEVICE", "cpu")
+    assert pick_device().type == "cpu"

@@ -1,0 +1,223 @@
+"""Registry and weights cache: downloads (resume, failover, hash check), loading, fixtures."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+import zipfile
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import torch
+
+from weights import registry, store
+from weights.registry import Checkpoint, Component, Source
+
+
+class _Server:
+    """A loopback HTTP server with Range support that can cut the first response short."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.cut_first: set[str] = set()
+        self.requests: list[tuple[str, str | None]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                rng = self.headers.get("Range")
+                server.requests.append((self.path, rng))
+                data = server.files.get(self.path)
+                if data is None:
+                    self.send_error(404)
+                    return
+                start = int(rng.split("=")[1].split("-")[0]) if rng else 0
+                body = data[start:]
+                self.send_response(206 if rng else 200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.path in server.cut_first:
+                    server.cut_first.discard(self.path)
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.connection.shutdown(2)
+                    return
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture()
+def server() -> Iterator[_Server]:
+    s = _Server()
+    yield s
+    s.close()
+
+
+def _pickle_bytes(obj: object) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def _tiny_payload(nested: bool = True) -> tuple[bytes, dict[str, torch.Tensor]]:
+    sd = {k: v.clone() for k, v in torch.nn.Linear(3, 2).state_dict().items()}
+    obj = {"net": sd, "optimizer": {"state": {}, "param_groups": [{"lr": 0.1}]}, "epoch": 3} if nested else sd
+    return _pickle_bytes(obj), sd
+
+
+@pytest.fixture()
+def ckpt_factory() -> Iterator:
+    made: list[str] = []
+
+    def make(sources: tuple[Source, ...], data: bytes | None, path: tuple[str, ...] = ("net",), cid: str = "test/tiny") -> Checkpoint:
+        ckpt = Checkpoint(
+            id=cid,
+            family="test",
+            filename="tiny.pth.tar",
+            description="a tiny test network",
+            licence="MIT",
+            components=(Component("net", "tests.tiny_models:build_linear", path=path),),
+            sources=sources,
+            sha256=hashlib.sha256(data).hexdigest() if data is not None else None,
+            size=len(data) if data is not None else None,
+        )
+        made.append(cid)
+        return registry.register(ckpt)
+
+    yield make
+    for cid in made:
+        registry.unregister(cid)
+
+
+def test_download_resumes_after_a_cut_connection(weights_dir: Path, server: _Server, ckpt_factory) -> None:
+    data, sd = _tiny_payload()
+    data = data + b"\0" * 200_000  # big enough to be cut in the middle (zip-tolerant padding is not needed for torch.load)
+    server.files["/tiny"] = data
+    server.cut_first.add("/tiny")
+    ckpt = ckpt_factory((Source(url=server.url("/tiny")),), data)
+    with pytest.raises(store.WeightsMissingError):
+        store.download(ckpt)  # first attempt is cut: the partial file stays for resuming
+    partial = store.checkpoint_path(ckpt).parent / ".tiny.pth.tar.part"
+    assert 0 < partial.stat().st_size < len(data)
+    path = store.download(ckpt)
+    assert path.read_bytes() == data
+    assert server.requests[-1][1] == f"bytes={len(data) // 2}-"  # the second request resumed
+    assert store.status(ckpt).state == "verified"
+
+
+def test_download_fails_over_to_the_next_source(weights_dir: Path, server: _Server, ckpt_factory) -> None:
+    data, sd = _tiny_payload()
+    server.files["/good"] = data
+    ckpt = ckpt_factory((Source(url=server.url("/dead")), Source(url=server.url("/good"))), data)
+    path = store.download(ckpt)
+    assert path.read_bytes() == data
+    assert [p for p, _ in server.requests] == ["/dead", "/good"]
+    loaded = store.load_state_dict(ckpt.id)
+    assert all(torch.equal(loaded[k], sd[k]) for k in sd)
+    assert (path.parent / "tiny.pth.tar.net.safetensors").exists()  # converted once
+
+
+def test_hash_mismatch_is_refused_and_nothing_lands(weights_dir: Path, server: _Server, ckpt_factory) -> None:
+    data, _ = _tiny_payload()
+    server.files["/evil"] = data[:-1] + bytes([data[-1] ^ 1])
+    ckpt = ckpt_factory((Source(url=server.url("/evil")),), data)
+    with pytest.raises(store.WeightsMissingError, match="sha256"):
+        store.download(ckpt)
+    assert not store.checkpoint_path(ckpt).exists()
+
+
+def test_tampered_cached_file_is_refused_at_load(weights_dir: Path, server: _Server, ckpt_factory) -> None:
+    data, _ = _tiny_payload()
+    ckpt = ckpt_factory((), data)
+    path = store.checkpoint_path(ckpt)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(store.WeightsError, match="failed its check"):
+        store.load_state_dict(ckpt.id)
+
+
+def test_offline_error_names_file_urls_and_destination(weights_dir: Path, ckpt_factory) -> None:
+    urls = ("http://127.0.0.1:9/nowhere/tiny.pth.tar", "http://127.0.0.1:9/mirror/tiny.pth.tar")
+    ckpt = ckpt_factory(tuple(Source(url=u) for u in urls), b"x")
+    with pytest.raises(store.WeightsMissingError) as info:
+        store.download(ckpt, timeout=2)
+    text = str(info.value)
+    assert "tiny.pth.tar" in text and all(u in text for u in urls)
+    assert str(store.checkpoint_path(ckpt)) in text
+    with pytest.raises(store.WeightsMissingError, match="python -m weights download test/tiny"):
+        store.load_state_dict(ckpt.id)
+
+
+def test_archive_member_is_extracted(weights_dir: Path, server: _Server, ckpt_factory) -> None:
+    data, sd = _tiny_payload(nested=False)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("checkpoints/other.pth", b"unrelated")
+        zf.writestr("checkpoints/net/latest_net_G.pth", data)
+    server.files["/archive.zip"] = buf.getvalue()
+    ckpt = ckpt_factory((Source(url=server.url("/archive.zip"), member="net/latest_net_G.pth"),), data, path=())
+    store.download(ckpt)
+    loaded = store.load_state_dict(ckpt.id)
+    assert torch.equal(loaded["weight"], sd["weight"])
+
+
+def test_pickles_with_code_are_refused(weights_dir: Path, ckpt_factory) -> None:
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    ckpt = ckpt_factory((), None)
+    path = store.checkpoint_path(ckpt)
+    path.parent.mkdir(parents=True)
+    torch.save({"net": Evil()}, path)
+    with pytest.raises(store.WeightsError, match="weights_only"):
+        store.load_state_dict(ckpt.id)
+
+
+def test_fixture_file_has_published_layout_and_loads_strictly(weights_dir: Path) -> None:
+    ckpt = registry.register(
+        Checkpoint(
+            id="test/tinyfix",
+            family="test",
+            filename="tiny.pth",
+            description="",
+            licence="MIT",
+            components=(
+                Component("gen", "tests.tiny_models:build_tiny", path=("generator",)),
+                Component("head", "tests.tiny_models:build_linear", path=("heads", "h")),
+            ),
+            sha256="0" * 64,
+        )
+    )
+    try:
+        path = store.write_fixture(ckpt, salt="t/{component}")
+        raw = torch.load(path, weights_only=True)
+        assert set(raw) == {"generator", "heads"} and set(raw["heads"]) == {"h"}
+        assert store.status(ckpt).state == "fixture"
+        assert store.any_fixture_in_use() == ["test/tinyfix"]
+        from tests.tiny_models import build_tiny
+        from weights.fixture import fixture_like
+
+        net = store.load_into(build_tiny(), ckpt.id, "gen")
+        expected = fixture_like(build_tiny(), "t/gen")
+        assert all(torch.equal(net.state_dict()[k], expected[k]) for k in expected)
+        with pytest.raises(store.WeightsError, match="does not match"):
+            store.load_into(torch.nn.Linear(3, 3), ckpt.id, "head")
+    finally:
+        registry.unregister("test/tinyfix")
