@@ -1,0 +1,1 @@
+"""Colorization (DeOldify): the artistic, stable and video generators and the colorize pipeline."""
