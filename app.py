@@ -37,7 +37,7 @@ def fixture_banner_html() -> str:
     return (
         '<div id="fixture-banner" style="background:#b00020;color:white;padding:8px 12px;border-radius:6px;'
         f'font-weight:600">⚠ {FIXTURE_BANNER} ({len(ids)} fixture checkpoint{"s" if len(ids) != 1 else ""}: '
-        f'{", ".join(ids[:6])}{" …" if len(ids) > 6 else ""})</div>'
+        f"{', '.join(ids[:6])}{' …' if len(ids) > 6 else ''})</div>"
     )
 
 
@@ -61,15 +61,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Nostalgia Studio web app. Every option can also be set by the environment variable shown.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--host", default=env("NOSTALGIA_HOST", env("GRADIO_SERVER_NAME", "127.0.0.1")),
-                        help="address to listen on (NOSTALGIA_HOST); use 0.0.0.0 to serve the network")
-    parser.add_argument("--port", type=int, default=int(env("NOSTALGIA_PORT", env("GRADIO_SERVER_PORT", "7860"))),
-                        help="port (NOSTALGIA_PORT)")
-    parser.add_argument("--share", action="store_true", default=env("NOSTALGIA_SHARE", "") == "1",
-                        help="create a public gradio.live link (NOSTALGIA_SHARE=1)")
-    parser.add_argument("--queue-size", type=int, default=int(env("NOSTALGIA_QUEUE_SIZE", "16")),
-                        help="maximum number of waiting jobs before new ones are refused (NOSTALGIA_QUEUE_SIZE)")
-    parser.add_argument("--log-level", default=env("NOSTALGIA_LOG_LEVEL", "INFO"), help="logging level (NOSTALGIA_LOG_LEVEL)")
+    parser.add_argument(
+        "--host",
+        default=env("NOSTALGIA_HOST", env("GRADIO_SERVER_NAME", "127.0.0.1")),
+        help="address to listen on (NOSTALGIA_HOST); use 0.0.0.0 to serve the network",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(env("NOSTALGIA_PORT", env("GRADIO_SERVER_PORT", "7860"))),
+        help="port (NOSTALGIA_PORT)",
+    )
+    parser.add_argument(
+        "--share",
+        action="store_true",
+        default=env("NOSTALGIA_SHARE", "") == "1",
+        help="create a public gradio.live link (NOSTALGIA_SHARE=1)",
+    )
+    parser.add_argument(
+        "--queue-size",
+        type=int,
+        default=int(env("NOSTALGIA_QUEUE_SIZE", "16")),
+        help="maximum number of waiting jobs before new ones are refused (NOSTALGIA_QUEUE_SIZE)",
+    )
+    parser.add_argument(
+        "--log-level", default=env("NOSTALGIA_LOG_LEVEL", "INFO"), help="logging level (NOSTALGIA_LOG_LEVEL)"
+    )
     return parser.parse_args(argv)
 
 

@@ -48,7 +48,9 @@ def job(fn: F) -> F:
             raise gr.Error(str(exc), duration=None) from exc
         except Exception as exc:
             log.exception("internal error in %s", fn.__name__)
-            raise gr.Error(f"Internal error ({type(exc).__name__}). The input was not processed; please report this.") from exc
+            raise gr.Error(
+                f"Internal error ({type(exc).__name__}). The input was not processed; please report this."
+            ) from exc
 
     return wrapper  # type: ignore[return-value]
 

@@ -59,20 +59,35 @@ def test_every_event_has_an_explicit_api_name() -> None:
     demo = app_module.build_app()
     for dep in demo.config["dependencies"]:
         # api_name is a string (public) or the event is explicitly hidden (api_visibility private/undocumented).
-        assert dep.get("api_name") or dep.get("api_visibility") in ("private", "undocumented") or dep.get("show_api") is False, dep
+        assert (
+            dep.get("api_name")
+            or dep.get("api_visibility") in ("private", "undocumented")
+            or dep.get("show_api") is False
+        ), dep
 
 
 def test_help_documents_flags_and_env_vars() -> None:
-    out = subprocess.run([sys.executable, str(ROOT / "app.py"), "--help"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), "--help"], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert out.returncode == 0
-    for flag, env in [("--host", "NOSTALGIA_HOST"), ("--port", "NOSTALGIA_PORT"), ("--share", "NOSTALGIA_SHARE"), ("--queue-size", "NOSTALGIA_QUEUE_SIZE")]:
+    for flag, env in [
+        ("--host", "NOSTALGIA_HOST"),
+        ("--port", "NOSTALGIA_PORT"),
+        ("--share", "NOSTALGIA_SHARE"),
+        ("--queue-size", "NOSTALGIA_QUEUE_SIZE"),
+    ]:
         assert flag in out.stdout and env in out.stdout
 
 
 def test_weights_cli_list_and_unknown_id() -> None:
-    out = subprocess.run([sys.executable, "-m", "weights", "list"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "weights", "list"], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert out.returncode == 0
     for c in registry.all_checkpoints():
         assert c.id in out.stdout
-    bad = subprocess.run([sys.executable, "-m", "weights", "download", "nope/x"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "weights", "download", "nope/x"], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert bad.returncode == 2 and "unknown checkpoint" in bad.stderr

@@ -85,7 +85,16 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path: Path) -> None:
 
 
 def _make_clip(path: Path, seconds: float, with_audio: bool, size: str = "64x48") -> Path:
-    cmd = [media.ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi", "-i", f"testsrc=size={size}:rate=10:duration={seconds}"]
+    cmd = [
+        media.ffmpeg_exe(),
+        "-y",
+        "-loglevel",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc=size={size}:rate=10:duration={seconds}",
+    ]
     if with_audio:
         cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-c:a", "aac", "-shortest"]
     cmd += ["-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)]

@@ -30,7 +30,7 @@ class _Server:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 rng = self.headers.get("Range")
                 server.requests.append((self.path, rng))
                 data = server.files.get(self.path)
@@ -85,7 +85,9 @@ def _tiny_payload(nested: bool = True) -> tuple[bytes, dict[str, torch.Tensor]]:
 def ckpt_factory() -> Iterator:
     made: list[str] = []
 
-    def make(sources: tuple[Source, ...], data: bytes | None, path: tuple[str, ...] = ("net",), cid: str = "test/tiny") -> Checkpoint:
+    def make(
+        sources: tuple[Source, ...], data: bytes | None, path: tuple[str, ...] = ("net",), cid: str = "test/tiny"
+    ) -> Checkpoint:
         ckpt = Checkpoint(
             id=cid,
             family="test",
@@ -106,8 +108,10 @@ def ckpt_factory() -> Iterator:
 
 
 def test_download_resumes_after_a_cut_connection(weights_dir: Path, server: _Server, ckpt_factory) -> None:
-    data, sd = _tiny_payload()
-    data = data + b"\0" * 200_000  # big enough to be cut in the middle (zip-tolerant padding is not needed for torch.load)
+    data, _ = _tiny_payload()
+    data = (
+        data + b"\0" * 200_000
+    )  # big enough to be cut in the middle (zip-tolerant padding is not needed for torch.load)
     server.files["/tiny"] = data
     server.cut_first.add("/tiny")
     ckpt = ckpt_factory((Source(url=server.url("/tiny")),), data)

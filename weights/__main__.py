@@ -53,7 +53,7 @@ def cmd_list(_: argparse.Namespace) -> int:
         rows.append((c.id, store.status(c).state, _human(c.size), c.licence, c.filename))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
     print(f"cache: {store.cache_dir()}")
     return 0
 

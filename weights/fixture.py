@@ -53,9 +53,7 @@ def _spectral_uv(prefix: str, weight_orig: torch.Tensor, salt: str) -> tuple[tor
     return u, v
 
 
-def fixture_state_dict(
-    shapes: Mapping[str, Sequence[int]], salt: str, gain: float = 1.0
-) -> dict[str, torch.Tensor]:
+def fixture_state_dict(shapes: Mapping[str, Sequence[int]], salt: str, gain: float = 1.0) -> dict[str, torch.Tensor]:
     """Fill a whole state dict ``{key: shape}`` by the reference formula, in the given key order.
 
     Spectral-norm vectors ``P.weight_u``/``P.weight_v`` are derived from ``P.weight_orig`` by 50

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -25,7 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from weights import registry
-from weights.registry import Checkpoint, Component, Source
+from weights.registry import Checkpoint, Component
 
 ProgressFn = Callable[[int, int | None, str], None]  # (bytes done, total or None, message)
 _CHUNK = 1 << 20
@@ -70,7 +69,9 @@ def sha256_of(path: Path, progress: ProgressFn | None = None) -> str:
 
 
 def manual_instructions(ckpt: Checkpoint) -> str:
-    urls = "\n".join(f"  - {s.resolved_url}" + (f" (file {s.member} inside the archive)" if s.member else "") for s in ckpt.sources)
+    urls = "\n".join(
+        f"  - {s.resolved_url}" + (f" (file {s.member} inside the archive)" if s.member else "") for s in ckpt.sources
+    )
     sha = f"\nExpected sha256: {ckpt.sha256}" if ckpt.sha256 else ""
     return (
         f"Checkpoint {ckpt.id} ({ckpt.filename}) is not in the weights cache.\n"
@@ -81,6 +82,7 @@ def manual_instructions(ckpt: Checkpoint) -> str:
 
 
 # --------------------------------------------------------------------------- status
+
 
 @dataclass(frozen=True)
 class Status:
@@ -135,6 +137,7 @@ def verify(ckpt: Checkpoint, progress: ProgressFn | None = None) -> Status:
 
 # --------------------------------------------------------------------------- download
 
+
 def _fetch_url(url: str, dest: Path, progress: ProgressFn | None, timeout: float) -> None:
     """Stream ``url`` to ``dest``, resuming a partial ``dest`` with an HTTP Range request."""
     done = dest.stat().st_size if dest.exists() else 0
@@ -167,7 +170,9 @@ def _extract_member(archive: Path, member: str, dest: Path) -> None:
             shutil.copyfileobj(src, out, _CHUNK)
 
 
-def download(ckpt: Checkpoint, progress: ProgressFn | None = None, *, timeout: float = 30.0, force: bool = False) -> Path:
+def download(
+    ckpt: Checkpoint, progress: ProgressFn | None = None, *, timeout: float = 30.0, force: bool = False
+) -> Path:
     """Fetch a checkpoint into the cache: try each source in turn, resume partial downloads,
     check size and sha256, and move the file into place atomically. Raises
     :class:`WeightsMissingError` naming the file, every URL tried and where to put it by hand."""
@@ -219,6 +224,7 @@ def download(ckpt: Checkpoint, progress: ProgressFn | None = None, *, timeout: f
 
 # --------------------------------------------------------------------------- fixture files
 
+
 def write_fixture(ckpt: Checkpoint, salt: str = "fixture", gain: float = 1.0) -> Path:
     """Write a checkpoint in the published nesting, filled by the reference fixture formula.
 
@@ -252,6 +258,7 @@ def write_fixture(ckpt: Checkpoint, salt: str = "fixture", gain: float = 1.0) ->
 
 
 # --------------------------------------------------------------------------- loading
+
 
 def _key_mappers(comp: Component) -> tuple[Callable[[str], str], Callable[[str], str]]:
     if not comp.key_map:
@@ -302,7 +309,9 @@ def load_state_dict(checkpoint_id: str, component: str | None = None) -> dict[st
     if info is None and ckpt.sha256:
         st = verify(ckpt)
         if st.state != "verified":
-            raise WeightsError(f"{ckpt.id}: {path} failed its check ({st.detail}); refused. Delete it and download again.")
+            raise WeightsError(
+                f"{ckpt.id}: {path} failed its check ({st.detail}); refused. Delete it and download again."
+            )
     elif info is not None and info.get("sha256") != sha256_of(path):
         raise WeightsError(f"{ckpt.id}: fixture file {path} was modified after it was written; refused.")
     obj = _unpickle(path)
@@ -320,7 +329,9 @@ def load_state_dict(checkpoint_id: str, component: str | None = None) -> dict[st
         if sd is None:
             if c.name in ckpt.optional_components and c.name != comp.name:
                 continue
-            raise WeightsError(f"{ckpt.id}: no state dict for {c.name!r} at {'/'.join(c.path) or '(top level)'} in {path}")
+            raise WeightsError(
+                f"{ckpt.id}: no state dict for {c.name!r} at {'/'.join(c.path) or '(top level)'} in {path}"
+            )
         c_to_model, _ = _key_mappers(c)
         clean = {c_to_model(k): v.detach().contiguous().clone() for k, v in sd.items()}
         tmp = _converted_path(path, c.name).with_suffix(".tmp")
@@ -336,7 +347,9 @@ def load_into(module: torch.nn.Module, checkpoint_id: str, component: str | None
     try:
         module.load_state_dict(sd, strict=True)
     except RuntimeError as exc:
-        raise WeightsError(f"{checkpoint_id} ({component or 'model'}) does not match the network: {str(exc)[:600]}") from exc
+        raise WeightsError(
+            f"{checkpoint_id} ({component or 'model'}) does not match the network: {str(exc)[:600]}"
+        ) from exc
     return module
 
 

@@ -165,4 +165,3 @@ def cached_network(
         return module.to(device).eval().requires_grad_(False)
 
     return MODELS.get(key, loader)
-

@@ -96,7 +96,9 @@ def load_image(source: ImageLike, *, max_pixels: int | None = None, name: str | 
     except InputError:
         raise
     except Image.DecompressionBombError as exc:
-        raise InputError(f"{label}: the image declares too many pixels ({exc}); refused as a possible decompression bomb.") from exc
+        raise InputError(
+            f"{label}: the image declares too many pixels ({exc}); refused as a possible decompression bomb."
+        ) from exc
     except UnidentifiedImageError as exc:
         raise InputError(f"{label}: not a readable image (JPEG, PNG, WebP, TIFF, BMP or GIF expected).") from exc
     except (OSError, SyntaxError, ValueError) as exc:
@@ -152,7 +154,9 @@ def probe_video(path: str | os.PathLike, *, max_seconds: float | None = None) ->
         meta = next(reader)
         reader.close()
     except (RuntimeError, OSError, StopIteration) as exc:
-        raise InputError(f"{label}: not a readable video ({str(exc).splitlines()[0] if str(exc) else 'no video stream'}).") from exc
+        raise InputError(
+            f"{label}: not a readable video ({str(exc).splitlines()[0] if str(exc) else 'no video stream'})."
+        ) from exc
     width, height = meta.get("size", (0, 0))
     fps = float(meta.get("fps") or 0.0)
     duration = float(meta.get("duration") or 0.0)
@@ -161,13 +165,15 @@ def probe_video(path: str | os.PathLike, *, max_seconds: float | None = None) ->
     try:
         n_frames, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
     except (RuntimeError, OSError):
-        n_frames = int(round(duration * fps))
+        n_frames = round(duration * fps)
     if n_frames <= 0:
         raise InputError(f"{label}: the video has no frames.")
     duration = duration or n_frames / fps
     limit = LIMITS.max_video_seconds if max_seconds is None else max_seconds
     if duration > limit + 1e-6:
-        raise InputError(f"{label}: the video is {duration:.1f} s long; the limit is {limit:g} s. Trim it and try again.")
+        raise InputError(
+            f"{label}: the video is {duration:.1f} s long; the limit is {limit:g} s. Trim it and try again."
+        )
     return VideoInfo(fps, n_frames, int(width), int(height), duration, _has_audio(path))
 
 
@@ -308,4 +314,3 @@ def new_output_path(suffix: str, prefix: str = "result") -> Path:
     folder = outputs_root() / uuid.uuid4().hex
     folder.mkdir(parents=True)
     return folder / f"{prefix}{suffix}"
-

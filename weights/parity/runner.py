@@ -98,7 +98,12 @@ def run_case(path: str | Path) -> Result:
     except Exception as exc:  # a crash is a failure of that case, reported with its cause
         tb = traceback.format_exc(limit=-3).strip().splitlines()
         where = tb[-3].strip() if len(tb) >= 3 else ""
-        return Result(case.id, "FAIL", f"FAIL {case.id} (error: {type(exc).__name__}: {exc} [{where}])", time.perf_counter() - start)
+        return Result(
+            case.id,
+            "FAIL",
+            f"FAIL {case.id} (error: {type(exc).__name__}: {exc} [{where}])",
+            time.perf_counter() - start,
+        )
     finally:
         torch.set_grad_enabled(True)
     seconds = time.perf_counter() - start
