@@ -27,6 +27,7 @@ _HANDLERS: dict[str, Handler] = {}
 FAMILY_MODULES = (
     "weights.parity.deoldify",
     "weights.parity.bopbtl",
+    "weights.parity.bopbtl_faces",
     "weights.parity.tpsmm",
     "weights.parity.edn",
 )
