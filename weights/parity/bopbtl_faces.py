@@ -91,8 +91,9 @@ def _numbered(case: Case, pattern: str, stem: str, k: int) -> Path:
 
 @handler("bopbtl.stage4_warp_back_blend")
 def stage4_warp_back_blend(case: Case) -> Outcome:
-    from pipelines.restoration.faces import blend_faces
     from skimage.util import img_as_ubyte
+
+    from pipelines.restoration.faces import blend_faces
 
     image, stem = _photo(case)
     faces = _align(case, image)
