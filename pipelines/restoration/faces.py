@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+import torch
+from PIL import Image
 from skimage.transform import SimilarityTransform, warp
 from skimage.util import img_as_ubyte
 
@@ -282,3 +284,22 @@ def paste_faces(
     y0, y1, x0, x1 = res.region
     out[y0:y1, x0:x1] = img_as_ubyte(res.blended / 255.0)
     return out
+
+
+# --------------------------------------------------------------------------- stage 3 pre/post-processing
+
+
+def face_to_tensor(crop: np.ndarray, load_size: int) -> torch.Tensor:
+    """Stage-3 input: PIL BICUBIC resize to ``load_size`` (only if needed), ToTensor, Normalize(0.5, 0.5)."""
+    im = Image.fromarray(np.ascontiguousarray(crop[..., :3], dtype=np.uint8))
+    if im.size != (load_size, load_size):
+        im = im.resize((load_size, load_size), Image.BICUBIC)
+    t = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float().div(255.0)
+    return ((t - 0.5) / 0.5).unsqueeze(0)
+
+
+def tensor_to_face(y: torch.Tensor) -> np.ndarray:
+    """Stage-3 output as the original saves it: ``save_image((y + 1) / 2)`` without normalisation,
+    i.e. ``x * 255 + 0.5`` clamped to [0, 255] and truncated."""
+    x = (y.detach().float().cpu()[0] + 1) / 2
+    return x.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()
