@@ -249,7 +249,9 @@ def blend_faces(
     for face, new_face, (y0, y1, x0, x1) in zip(faces, enhanced, windows, strict=True):
         new_face = np.asarray(new_face)
         if new_face.shape != (face_size, face_size, 3) or new_face.dtype != np.uint8:
-            raise ValueError(f"enhanced face {face.index} must be uint8 {(face_size, face_size, 3)}, got {new_face.shape}")
+            raise ValueError(
+                f"enhanced face {face.index} must be uint8 {(face_size, face_size, 3)}, got {new_face.shape}"
+            )
         aligned = warp_crop(image, face.transform, face_size, preserve_range=True)
         forward_mask = validity_mask(image.shape, face.transform, face_size)
         matched = match_histograms(new_face, aligned.astype(np.uint8))
@@ -260,7 +262,9 @@ def blend_faces(
         warped_back = warp(matched, local, output_shape=(*out_shape, 3), order=3, preserve_range=True)
         offset = np.array([x0, y0], dtype=np.float64)
 
-        def from_window(xy: np.ndarray, inverse: SimilarityTransform = inverse, offset: np.ndarray = offset) -> np.ndarray:
+        def from_window(
+            xy: np.ndarray, inverse: SimilarityTransform = inverse, offset: np.ndarray = offset
+        ) -> np.ndarray:
             return inverse(xy + offset)  # exact photo coordinates, as the full-size warp computes them
 
         back_mask = warp(forward_mask, from_window, output_shape=out_shape, order=0, preserve_range=True)

@@ -71,8 +71,12 @@ def stage2_face_align(case: Case) -> Outcome:
         out.add(_exact(f"face{k}.rect", face.rect, exp["rect_ltrb"]))
         out.add(_exact(f"face{k}.landmarks68", face.landmarks, exp["landmarks68_xy"]))
         out.add(_exact(f"face{k}.five_points", face.five_points, exp["five_points_xy"]))
-        out.add(compare_tensors(f"face{k}.T", face.transform, np.array(exp["similarity_aligned_to_image_3x3"]), atol, 0.0))
-        out.add(compare_tensors(f"face{k}.T_inv", face.inverse, np.array(exp["similarity_image_to_aligned_3x3"]), atol, 0.0))
+        out.add(
+            compare_tensors(f"face{k}.T", face.transform, np.array(exp["similarity_aligned_to_image_3x3"]), atol, 0.0)
+        )
+        out.add(
+            compare_tensors(f"face{k}.T_inv", face.inverse, np.array(exp["similarity_image_to_aligned_3x3"]), atol, 0.0)
+        )
         crop_expected = load_image(case.file(exp["crop_file"]))
         out.add(compare_images(f"face{k}.crop", face.crop, crop_expected, max_abs, mean_abs))
     if "template_points_xy_256" in expected and _face_size(case.config) == 256:
@@ -124,7 +128,15 @@ def stage4_warp_back_blend(case: Case) -> Outcome:
             exp_matched = load_image(_numbered(case, matched_pattern, stem, trace.index))[..., :3]
             out.add(compare_images(f"face{trace.index}.matched", trace.matched, exp_matched, max_abs, mean_abs))
     if "output.blended_0_255" in io:
-        out.add(compare_tensors("output.blended_0_255", full.transpose(2, 0, 1), io["output.blended_0_255"], case.atol, case.rtol))
+        out.add(
+            compare_tensors(
+                "output.blended_0_255", full.transpose(2, 0, 1), io["output.blended_0_255"], case.atol, case.rtol
+            )
+        )
     final = img_as_ubyte(full / 255.0)
-    out.add(compare_images("blended.png", final, load_image(case.file(case.meta["expected"]["blended"]))[..., :3], max_abs, mean_abs))
+    out.add(
+        compare_images(
+            "blended.png", final, load_image(case.file(case.meta["expected"]["blended"]))[..., :3], max_abs, mean_abs
+        )
+    )
     return out
