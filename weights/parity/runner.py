@@ -30,6 +30,7 @@ FAMILY_MODULES = (
     "weights.parity.bopbtl_faces",
     "weights.parity.tpsmm",
     "weights.parity.edn",
+    "weights.parity.edn_pose",
 )
 
 

@@ -1,0 +1,506 @@
+"""OpenPose body keypoints (COCO-18) with the CMU network as converted by Hzzone/pytorch-openpose.
+
+Everybody Dance Now's authors ran CMU OpenPose; the runnable Python stand-in is the COCO body
+network ``bodypose_model`` (VGG front end + 6 two-branch stages: 38 part-affinity-field channels and
+19 heatmaps) and the ``Body`` estimator around it. Both are reproduced here exactly as the
+reference cases pin them down, because the greedy PAF grouping amplifies any difference in the maps:
+
+1. resize the BGR frame by ``scale * boxsize / H`` (INTER_CUBIC), pad right/bottom with 128 to a
+   multiple of 8, ``/256 - 0.5``;
+2. run the network (batched over frames of one size, on the GPU when there is one);
+3. resize the stride-8 maps x8 (cubic), crop the padding, resize to the frame (cubic); several
+   scales accumulate with the original's ``avg += avg + map / n`` (a known quirk, kept for parity);
+4. per part: gaussian smoothing (sigma 3) + 4-neighbour peak test, scored with the raw map;
+5. per limb: 10-sample PAF line integral (points rounded half-to-even like Python's ``round``),
+   distance prior, greedy one-to-one matching;
+6. people assembled limb by limb, weak ones dropped.
+
+Step 4 only smooths the bounding box of pixels that can still pass the threshold (a gaussian of
+values <= thre1 cannot exceed thre1), which gives bit-identical peaks and is much faster on real
+maps.
+
+API::
+
+    BodyPoseNet()                          # nn.Module; state-dict keys "model0.conv1_1.weight", ...
+    openpose_key_map() -> (file_key -> model_key, model_key -> file_key)  # body_pose_model.pth has no prefixes
+    BodyEstimatorConfig(scale_search=(0.5,), boxsize=368, stride=8, pad_value=128, thre1=0.1, thre2=0.05, ...)
+    BodyEstimator(net, config, device)(image_bgr) -> (candidate (N, 4), subset (M, 20))
+    BodyEstimator.detect_batch(images_bgr) -> list of (candidate, subset)
+    BodyEstimator.from_pretrained(device=None)   # loads "edn/openpose_body" through the model cache
+    body_postprocess(pafs, heatmaps, image_shape, config) -> (candidate, subset)  # steps 3-6 alone
+    people_to_coco18(candidate, subset) -> list of (18, 3) arrays, best person first
+    estimate_poses(frames_rgb, *, estimator=None, faces=True, batch_size=4) -> list[Pose]  # BODY_23
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter
+from torch import nn
+
+from pipelines.common.errors import InputError
+from pipelines.dance.skeleton import NOSE, Pose, coco18_to_body23
+
+CHECKPOINT_ID = "edn/openpose_body"
+
+# COCO-18 limbs (1-based part numbers) and their PAF channels (mapIdx - 19), as in the original.
+LIMB_SEQ = (
+    (2, 3), (2, 6), (3, 4), (4, 5), (6, 7), (7, 8), (2, 9), (9, 10), (10, 11), (2, 12), (12, 13),
+    (13, 14), (2, 1), (1, 15), (15, 17), (1, 16), (16, 18), (3, 17), (6, 18),
+)  # fmt: skip
+MAP_IDX = (
+    (31, 32), (39, 40), (33, 34), (35, 36), (41, 42), (43, 44), (19, 20), (21, 22), (23, 24), (25, 26),
+    (27, 28), (29, 30), (47, 48), (49, 50), (53, 54), (51, 52), (55, 56), (37, 38), (45, 46),
+)  # fmt: skip
+NUM_PARTS = 18
+
+# --------------------------------------------------------------------------- network
+
+_FRONT_END = (
+    ("conv1_1", 3, 64), ("conv1_2", 64, 64), ("pool1", 0, 0),
+    ("conv2_1", 64, 128), ("conv2_2", 128, 128), ("pool2", 0, 0),
+    ("conv3_1", 128, 256), ("conv3_2", 256, 256), ("conv3_3", 256, 256), ("conv3_4", 256, 256), ("pool3", 0, 0),
+    ("conv4_1", 256, 512), ("conv4_2", 512, 512), ("conv4_3_CPM", 512, 256), ("conv4_4_CPM", 256, 128),
+)  # fmt: skip
+PAF_CHANNELS, HEATMAP_CHANNELS, FEATURE_CHANNELS = 38, 19, 128
+
+
+def _sequential(layers: Iterable[tuple[str, nn.Module]], relu_after: Callable[[str], bool]) -> nn.Sequential:
+    modules: OrderedDict[str, nn.Module] = OrderedDict()
+    for name, layer in layers:
+        modules[name] = layer
+        if isinstance(layer, nn.Conv2d) and relu_after(name):
+            modules[f"relu_{name}"] = nn.ReLU(inplace=True)
+    return nn.Sequential(modules)
+
+
+class BodyPoseNet(nn.Module):
+    """CMU OpenPose COCO body network (Hzzone ``bodypose_model``); returns ``(paf, heatmap)``.
+
+    Every conv is followed by a ReLU except the last conv of each stage branch, with one exception
+    kept from the original: the final heatmap conv ``Mconv7_stage6_L2`` *does* get a ReLU (the
+    original "no relu" list names ``Mconv7_stage6_L1`` twice).
+    """
+
+    def __init__(self, stages: int = 6):
+        super().__init__()
+        self.stages = stages
+        front = []
+        for name, cin, cout in _FRONT_END:
+            if name.startswith("pool"):
+                front.append((f"{name}_stage1", nn.MaxPool2d(kernel_size=2, stride=2, padding=0)))
+            else:
+                front.append((name, nn.Conv2d(cin, cout, 3, 1, 1)))
+        self.model0 = _sequential(front, lambda name: True)
+        final_relu = {f"Mconv7_stage{stages}_L2"}
+        for branch, out_ch in ((1, PAF_CHANNELS), (2, HEATMAP_CHANNELS)):
+            last = f"conv5_5_CPM_L{branch}"
+            stage1 = [
+                (f"conv5_1_CPM_L{branch}", nn.Conv2d(128, 128, 3, 1, 1)),
+                (f"conv5_2_CPM_L{branch}", nn.Conv2d(128, 128, 3, 1, 1)),
+                (f"conv5_3_CPM_L{branch}", nn.Conv2d(128, 128, 3, 1, 1)),
+                (f"conv5_4_CPM_L{branch}", nn.Conv2d(128, 512, 1, 1, 0)),
+                (last, nn.Conv2d(512, out_ch, 1, 1, 0)),
+            ]
+            self.add_module(f"model1_{branch}", _sequential(stage1, lambda name, last=last: name != last))
+            for t in range(2, stages + 1):
+                cin = PAF_CHANNELS + HEATMAP_CHANNELS + FEATURE_CHANNELS
+                layers = []
+                for i in range(1, 8):
+                    name = f"Mconv{i}_stage{t}_L{branch}"
+                    if i <= 5:
+                        conv = nn.Conv2d(cin if i == 1 else 128, 128, 7, 1, 3)
+                    else:
+                        conv = nn.Conv2d(128, 128 if i == 6 else out_ch, 1, 1, 0)
+                    layers.append((name, conv))
+                last_t = f"Mconv7_stage{t}_L{branch}"
+                self.add_module(
+                    f"model{t}_{branch}",
+                    _sequential(layers, lambda name, last_t=last_t: name != last_t or name in final_relu),
+                )
+
+    def forward_stages(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """All outputs: ``features``, ``stage1_paf``/``stage1_heatmap``, final ``paf``/``heatmap``."""
+        features = self.model0(x)
+        paf, heat = self.model1_1(features), self.model1_2(features)
+        out = {"features": features, "stage1_paf": paf, "stage1_heatmap": heat}
+        for t in range(2, self.stages + 1):
+            joined = torch.cat([paf, heat, features], 1)
+            paf, heat = getattr(self, f"model{t}_1")(joined), getattr(self, f"model{t}_2")(joined)
+        out["paf"], out["heatmap"] = paf, heat
+        return out
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.forward_stages(x)
+        return out["paf"], out["heatmap"]
+
+
+def build_body_pose_model() -> BodyPoseNet:
+    """Registry builder (random init; the checkpoint is loaded by the weights store)."""
+    return BodyPoseNet()
+
+
+_STAGE_LAYER = re.compile(r"^Mconv\d+_stage(\d+)_L([12])$")
+_STAGE1_LAYER = re.compile(r"^conv5_\d_CPM_L([12])$")
+
+
+def _model_key(file_key: str) -> str:
+    layer = file_key.split(".", 1)[0]
+    if m := _STAGE_LAYER.match(layer):
+        return f"model{m.group(1)}_{m.group(2)}.{file_key}"
+    if m := _STAGE1_LAYER.match(layer):
+        return f"model1_{m.group(1)}.{file_key}"
+    return f"model0.{file_key}"
+
+
+def openpose_key_map() -> tuple[Callable[[str], str], Callable[[str], str]]:
+    """``body_pose_model.pth`` keys have no ``modelX_Y.`` block prefix (Hzzone's ``util.transfer``
+    drops everything up to the first dot); the block follows from the layer name."""
+    return _model_key, (lambda model_key: model_key.split(".", 1)[1])
+
+
+# --------------------------------------------------------------------------- estimator
+
+
+@dataclass(frozen=True)
+class BodyEstimatorConfig:
+    """Constants of ``Body.__call__`` (the original searches one scale, 0.5)."""
+
+    scale_search: tuple[float, ...] = (0.5,)
+    boxsize: int = 368
+    stride: int = 8
+    pad_value: int = 128
+    thre1: float = 0.1
+    thre2: float = 0.05
+    mid_num: int = 10
+    gaussian_sigma: float = 3.0
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> BodyEstimatorConfig:
+        """From a reference case's ``config`` (original spellings such as ``padValue`` accepted)."""
+        v = dict(values)
+        return cls(
+            scale_search=tuple(float(s) for s in v.get("scale_search", cls.scale_search)),
+            boxsize=int(v.get("boxsize", cls.boxsize)),
+            stride=int(v.get("stride", cls.stride)),
+            pad_value=int(v.get("padValue", v.get("pad_value", cls.pad_value))),
+            thre1=float(v.get("thre1", cls.thre1)),
+            thre2=float(v.get("thre2", cls.thre2)),
+            mid_num=int(v.get("mid_num", cls.mid_num)),
+            gaussian_sigma=float(v.get("gaussian_sigma", cls.gaussian_sigma)),
+        )
+
+
+@dataclass
+class NetworkInput:
+    """One scale of one frame: the network input and what is needed to undo its padding."""
+
+    tensor: np.ndarray  # (1, 3, Hp, Wp) float32, BGR / 256 - 0.5
+    padded_shape: tuple[int, int]
+    pad: tuple[int, int, int, int]  # up, left, down, right
+    image_shape: tuple[int, int] = field(default=(0, 0))
+
+
+def pad_right_down(image: np.ndarray, stride: int, pad_value: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Pad bottom and right with ``pad_value`` to multiples of ``stride``."""
+    h, w = image.shape[:2]
+    down = 0 if h % stride == 0 else stride - h % stride
+    right = 0 if w % stride == 0 else stride - w % stride
+    padded = np.full((h + down, w + right, image.shape[2]), pad_value, dtype=image.dtype)
+    padded[:h, :w] = image
+    return padded, (0, 0, down, right)
+
+
+def network_inputs(image_bgr: np.ndarray, config: BodyEstimatorConfig) -> list[NetworkInput]:
+    """The padded, normalised network input of every search scale."""
+    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.shape[0] < 2 or image_bgr.shape[1] < 2:
+        raise InputError(f"Pose detection needs an (H, W, 3) colour frame; got shape {image_bgr.shape}.")
+    out = []
+    for s in config.scale_search:
+        scale = s * config.boxsize / image_bgr.shape[0]
+        resized = cv2.resize(image_bgr, (0, 0), fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        padded, pad = pad_right_down(resized, config.stride, config.pad_value)
+        tensor = np.ascontiguousarray(np.transpose(np.float32(padded[:, :, :, np.newaxis]), (3, 2, 0, 1)) / 256 - 0.5)
+        out.append(NetworkInput(tensor, padded.shape[:2], pad, image_bgr.shape[:2]))
+    return out
+
+
+def maps_to_image(net_map: np.ndarray, inp: NetworkInput, stride: int) -> np.ndarray:
+    """(C, h, w) stride-``stride`` map -> (H, W, C) float32 at frame size (cubic, padding cropped)."""
+    m = np.transpose(np.asarray(net_map, dtype=np.float32), (1, 2, 0))
+    m = cv2.resize(m, (0, 0), fx=stride, fy=stride, interpolation=cv2.INTER_CUBIC)
+    m = m[: inp.padded_shape[0] - inp.pad[2], : inp.padded_shape[1] - inp.pad[3], :]
+    h, w = inp.image_shape
+    return cv2.resize(m, (w, h), interpolation=cv2.INTER_CUBIC).reshape(h, w, -1)
+
+
+def _gaussian_peaks(map_ori: np.ndarray, thre1: float, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of the peaks of one part map, in ``np.nonzero`` order."""
+    radius = int(4.0 * sigma + 0.5)  # scipy's default truncate=4
+    hot = np.nonzero(map_ori > thre1 - 1e-9)
+    if hot[0].size == 0:
+        return hot
+    h, w = map_ori.shape
+    margin = 2 * radius + 1
+    r0, r1 = max(int(hot[0].min()) - margin, 0), min(int(hot[0].max()) + margin + 1, h)
+    c0, c1 = max(int(hot[1].min()) - margin, 0), min(int(hot[1].max()) + margin + 1, w)
+    s = gaussian_filter(map_ori[r0:r1, c0:c1], sigma=sigma)
+    # Neighbour maps shifted with zero fill at the frame border (as the original); inside the frame,
+    # crop edges are > radius away from anything that can pass thre1.
+    ok = s > thre1
+    ok[1:, :] &= s[1:, :] >= s[:-1, :]
+    ok[:-1, :] &= s[:-1, :] >= s[1:, :]
+    ok[:, 1:] &= s[:, 1:] >= s[:, :-1]
+    ok[:, :-1] &= s[:, :-1] >= s[:, 1:]
+    if r0 == 0:
+        ok[0, :] &= s[0, :] >= 0
+    if r1 == h:
+        ok[-1, :] &= s[-1, :] >= 0
+    if c0 == 0:
+        ok[:, 0] &= s[:, 0] >= 0
+    if c1 == w:
+        ok[:, -1] &= s[:, -1] >= 0
+    rows, cols = np.nonzero(ok)
+    return rows + r0, cols + c0
+
+
+def find_peaks(heatmap_avg: np.ndarray, thre1: float, sigma: float) -> list[np.ndarray]:
+    """Per part, an array (k, 4) of ``(x, y, raw score, running id)``."""
+    peaks: list[np.ndarray] = []
+    counter = 0
+    for part in range(NUM_PARTS):
+        map_ori = heatmap_avg[:, :, part]
+        rows, cols = _gaussian_peaks(map_ori, thre1, sigma)
+        k = rows.size
+        arr = np.empty((k, 4), dtype=np.float64)
+        arr[:, 0], arr[:, 1] = cols, rows
+        arr[:, 2] = map_ori[rows, cols]
+        arr[:, 3] = np.arange(counter, counter + k)
+        peaks.append(arr)
+        counter += k
+    return peaks
+
+
+def _limb_scores(
+    cand_a: np.ndarray, cand_b: np.ndarray, paf_x: np.ndarray, paf_y: np.ndarray, image_height: int, thre2: float, mid_num: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Line-integral score and the acceptance of every (A, B) pair, shape (nA, nB)."""
+    ax, ay = cand_a[:, 0][:, None], cand_a[:, 1][:, None]
+    bx, by = cand_b[:, 0][None, :], cand_b[:, 1][None, :]
+    vx, vy = bx - ax, by - ay
+    norm = np.maximum(np.sqrt(vx * vx + vy * vy), 0.001)
+    ux, uy = vx / norm, vy / norm
+    steps = np.arange(mid_num, dtype=np.float64)
+    div = mid_num - 1
+    total = np.zeros(vx.shape)
+    passed = np.zeros(vx.shape, dtype=np.int64)
+    for i in range(mid_num):
+        if i == mid_num - 1:  # np.linspace sets the end point exactly
+            px, py = np.broadcast_to(bx, vx.shape), np.broadcast_to(by, vx.shape)
+        else:
+            px, py = steps[i] * (vx / div) + ax, steps[i] * (vy / div) + ay
+        cols, rows = np.rint(px).astype(np.int64), np.rint(py).astype(np.int64)  # round half to even
+        s = paf_x[rows, cols] * ux + paf_y[rows, cols] * uy
+        total = total + s
+        passed += s > thre2
+    score = total / mid_num + np.minimum(0.5 * image_height / norm - 1, 0)
+    accepted = (passed > 0.8 * mid_num) & (score > 0)
+    return score, accepted
+
+
+def connect_limbs(peaks: Sequence[np.ndarray], paf_avg: np.ndarray, image_height: int, thre2: float, mid_num: int) -> list[np.ndarray | None]:
+    """Per limb, rows ``(id A, id B, score, i, j)`` chosen greedily by score; None when a part is missing."""
+    connections: list[np.ndarray | None] = []
+    for k, (pa, pb) in enumerate(LIMB_SEQ):
+        cand_a, cand_b = peaks[pa - 1], peaks[pb - 1]
+        na, nb = len(cand_a), len(cand_b)
+        if na == 0 or nb == 0:
+            connections.append(None)
+            continue
+        cx, cy = (c - 19 for c in MAP_IDX[k])
+        score, accepted = _limb_scores(cand_a, cand_b, paf_avg[:, :, cx], paf_avg[:, :, cy], image_height, thre2, mid_num)
+        ii, jj = np.nonzero(accepted)  # i outer, j inner: the original candidate order
+        order = sorted(range(len(ii)), key=lambda n: score[ii[n], jj[n]], reverse=True)
+        rows: list[list[float]] = []
+        used_a: set[int] = set()
+        used_b: set[int] = set()
+        for n in order:
+            i, j = int(ii[n]), int(jj[n])
+            if i in used_a or j in used_b:
+                continue
+            rows.append([cand_a[i, 3], cand_b[j, 3], score[i, j], i, j])
+            used_a.add(i)
+            used_b.add(j)
+            if len(rows) >= min(na, nb):
+                break
+        connections.append(np.array(rows, dtype=np.float64).reshape(-1, 5))
+    return connections
+
+
+def assemble_people(connections: Sequence[np.ndarray | None], candidate: np.ndarray) -> np.ndarray:
+    """Subsets (M, 20): 18 candidate ids (or -1), total score, part count; weak people dropped."""
+    subset = -1 * np.ones((0, 20))
+    for k, conn in enumerate(connections):
+        if conn is None:
+            continue
+        ia, ib = LIMB_SEQ[k][0] - 1, LIMB_SEQ[k][1] - 1
+        for row in conn:
+            part_a, part_b, limb_score = row[0], row[1], row[2]
+            found = [j for j in range(len(subset)) if subset[j][ia] == part_a or subset[j][ib] == part_b][:2]
+            if len(found) == 1 or (len(found) == 2 and np.any((subset[found[0]][:-2] >= 0) & (subset[found[1]][:-2] >= 0))):
+                j = found[0]
+                if len(found) == 2 or subset[j][ib] != part_b:
+                    subset[j][ib] = part_b
+                    subset[j][-1] += 1
+                    subset[j][-2] += candidate[int(part_b), 2] + limb_score
+            elif len(found) == 2:  # two disjoint people joined by this limb: merge them
+                j1, j2 = found
+                subset[j1][:-2] += subset[j2][:-2] + 1
+                subset[j1][-2:] += subset[j2][-2:]
+                subset[j1][-2] += limb_score
+                subset = np.delete(subset, j2, 0)
+            elif k < 17:
+                new = -1 * np.ones(20)
+                new[ia], new[ib] = part_a, part_b
+                new[-1] = 2
+                new[-2] = sum(candidate[row[:2].astype(int), 2]) + limb_score
+                subset = np.vstack([subset, new])
+    keep = [i for i in range(len(subset)) if not (subset[i][-1] < 4 or subset[i][-2] / subset[i][-1] < 0.4)]
+    return subset[keep]
+
+
+def body_postprocess(
+    pafs: Sequence[np.ndarray], heatmaps: Sequence[np.ndarray], inputs: Sequence[NetworkInput], config: BodyEstimatorConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Everything after the network: maps of each scale ((38|19, h, w) arrays) -> (candidate, subset)."""
+    h, w = inputs[0].image_shape
+    n = len(inputs)
+    heatmap_avg = np.zeros((h, w, HEATMAP_CHANNELS))
+    paf_avg = np.zeros((h, w, PAF_CHANNELS))
+    for paf, heat, inp in zip(pafs, heatmaps, inputs, strict=True):
+        heatmap_avg += heatmap_avg + maps_to_image(heat, inp, config.stride) / n  # original accumulation
+        paf_avg += maps_to_image(paf, inp, config.stride) / n
+    peaks = find_peaks(heatmap_avg, config.thre1, config.gaussian_sigma)
+    connections = connect_limbs(peaks, paf_avg, h, config.thre2, config.mid_num)
+    candidate = np.concatenate(peaks, 0) if peaks else np.zeros((0, 4))
+    return candidate, assemble_people(connections, candidate)
+
+
+def people_to_coco18(candidate: np.ndarray, subset: np.ndarray) -> list[np.ndarray]:
+    """People as COCO-18 ``(18, 3)`` arrays ``(x, y, heatmap score)``, most parts (then score) first."""
+    people = []
+    for row in sorted(subset, key=lambda r: (-r[-1], -r[-2])):
+        kp = np.zeros((NUM_PARTS, 3))
+        for part in range(NUM_PARTS):
+            idx = int(row[part])
+            if idx >= 0:
+                kp[part] = candidate[idx, 0], candidate[idx, 1], max(candidate[idx, 2], 1e-3)
+        people.append(kp)
+    return people
+
+
+class BodyEstimator:
+    """The OpenPose body estimator: build once (network loaded once), call per frame or batch."""
+
+    def __init__(self, network: nn.Module, config: BodyEstimatorConfig | None = None, device: torch.device | None = None):
+        self.network = network.eval()
+        self.config = config or BodyEstimatorConfig()
+        self.device = device or next(network.parameters()).device
+
+    @classmethod
+    def from_pretrained(cls, config: BodyEstimatorConfig | None = None, device: torch.device | None = None) -> BodyEstimator:
+        """Load ``body_pose_model.pth`` through the model cache (ModelUnavailableError if missing)."""
+        from pipelines.common.device import cached_network, pick_device
+
+        device = device or pick_device()
+        return cls(cached_network(CHECKPOINT_ID, None, build_body_pose_model, device), config, device)
+
+    @torch.no_grad()
+    def run_network(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, 3, H, W) float32 -> (PAF (B, 38, h, w), heatmaps (B, 19, h, w)) as float32 numpy."""
+        x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
+        paf, heat = self.network(x)
+        return paf.float().cpu().numpy(), heat.float().cpu().numpy()
+
+    def __call__(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.detect_batch([image_bgr])[0]
+
+    def detect_batch(self, images_bgr: Sequence[np.ndarray], batch_size: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Frames (BGR uint8) -> (candidate, subset) each; inputs of equal size share network batches."""
+        inputs = [network_inputs(np.asarray(im), self.config) for im in images_bgr]
+        maps: list[list[tuple[np.ndarray, np.ndarray]]] = [[None] * len(self.config.scale_search) for _ in images_bgr]  # type: ignore[list-item]
+        groups: dict[tuple[int, ...], list[tuple[int, int]]] = {}
+        for f, per_scale in enumerate(inputs):
+            for s, inp in enumerate(per_scale):
+                groups.setdefault(inp.tensor.shape, []).append((f, s))
+        for members in groups.values():
+            for start in range(0, len(members), batch_size):
+                chunk = members[start : start + batch_size]
+                paf, heat = self.run_network(np.concatenate([inputs[f][s].tensor for f, s in chunk], 0))
+                for n, (f, s) in enumerate(chunk):
+                    maps[f][s] = (paf[n], heat[n])
+        return [
+            body_postprocess([m[0] for m in maps[f]], [m[1] for m in maps[f]], inputs[f], self.config)
+            for f in range(len(images_bgr))
+        ]
+
+
+# --------------------------------------------------------------------------- poses for the pipeline
+
+
+def face70_from_landmarks(landmarks68: np.ndarray, confidence: float = 1.0) -> np.ndarray:
+    """dlib/iBUG 68 landmarks -> OpenPose's 70 face points (68 + right/left pupil = eye centres)."""
+    lm = np.asarray(landmarks68, dtype=np.float64).reshape(68, 2)
+    pts = np.vstack([lm, lm[36:42].mean(0), lm[42:48].mean(0)])
+    return np.hstack([pts, np.full((70, 1), confidence)])
+
+
+def _face_for(frame_rgb: np.ndarray, body: np.ndarray) -> np.ndarray | None:
+    """70 face points of the face nearest the body's nose, from the shared dlib landmarker."""
+    from pipelines.common import faces
+
+    found = faces.face_landmarks(frame_rgb)
+    if not found:
+        return None
+    if body[NOSE, 2] > 0:
+        nose = body[NOSE, :2]
+        found.sort(key=lambda lm: float(np.linalg.norm(lm.mean(0) - nose)))
+    return face70_from_landmarks(found[0])
+
+
+def estimate_poses(
+    frames_rgb: Iterable[np.ndarray],
+    *,
+    estimator: BodyEstimator | None = None,
+    faces: bool = True,
+    batch_size: int = 4,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Pose]:
+    """One :class:`Pose` (BODY_23, frame pixels) per RGB frame: the most complete person found, or an
+    empty pose. ``faces=True`` adds the 70 face points from dlib's landmarks (needed for the face
+    dots of the labels); hands are not detected (EDN labels draw them only when present)."""
+    estimator = estimator or BodyEstimator.from_pretrained()
+    frames = [np.asarray(f) for f in frames_rgb]
+    poses: list[Pose] = []
+    for start in range(0, len(frames), batch_size):
+        chunk = frames[start : start + batch_size]
+        results = estimator.detect_batch([np.ascontiguousarray(f[:, :, ::-1]) for f in chunk], batch_size)
+        for frame, (candidate, subset) in zip(chunk, results, strict=True):
+            people = people_to_coco18(candidate, subset)
+            if not people:
+                poses.append(Pose.empty())
+                continue
+            body = coco18_to_body23(people[0])
+            face = _face_for(frame, body) if faces else None
+            poses.append(Pose(body, face=face))
+        if progress:
+            progress(min(start + batch_size, len(frames)), len(frames))
+    return poses
