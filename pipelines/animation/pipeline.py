@@ -1,0 +1,413 @@
+"""Animate a photo by a driving video with the Thin-Plate Spline Motion Model.
+
+:class:`TPSMMPipeline` is built once per model (networks loaded through the shared model cache)
+and called many times. It reproduces the original ``demo.py`` maths (keypoint normalisation,
+relative motion scaled by convex-hull areas, TPS warps, occlusion masks) but runs the driving
+frames through the networks in batches and does the source-side work once: the source keypoints,
+the down-sampled source and its heatmaps, and the inpainting encoder features.
+
+:func:`animate` is the whole-photo path the app uses: find the face(s) in the photo, crop like
+the training data, animate the crop, paste it back into the full-resolution photo with a
+feathered blend, and write H.264 at the driving video's fps with its audio (plus an optional
+side-by-side video).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.spatial import ConvexHull
+
+from pipelines.animation import crop as crops
+from pipelines.animation.config import TPSMMConfig, get_config
+from pipelines.animation.networks import (
+    AVDNetwork,
+    DenseMotionNetwork,
+    DenseMotionSource,
+    InpaintingNetwork,
+    KPDetector,
+)
+from pipelines.animation.preprocess import resize_like_skimage_0183, to_uint8_like_skimage
+from pipelines.common import media
+from pipelines.common.device import cached_network, oom_guard, pick_device
+from pipelines.common.errors import InputError
+
+MODES = ("relative", "standard", "avd")
+ProgressFn = Callable[[float, str], None]
+MAX_OUTPUT_SIDE = 1280  # long side of the whole-photo video (H.264 at browser-friendly sizes)
+
+
+@dataclass
+class AnimationResult:
+    """Frames (T, S, S, 3) float32 in [0, 1] and the keypoints that produced them."""
+
+    frames: np.ndarray
+    kp_source: torch.Tensor | None = None  # (1, N, 2)
+    kp_driving: torch.Tensor | None = None  # (T, N, 2)
+    kp_norm: torch.Tensor | None = None  # (T, N, 2)
+
+
+@dataclass
+class _Source:
+    image: torch.Tensor  # (1, 3, S, S)
+    kp: torch.Tensor  # (1, N, 2)
+    motion: DenseMotionSource
+    encoder_maps: list[torch.Tensor]
+
+
+def hull_scale(kp_source: torch.Tensor, kp_initial: torch.Tensor) -> float:
+    """sqrt(area(hull(source kps))) / sqrt(area(hull(initial driving kps))), batch item 0."""
+    try:
+        source_area = ConvexHull(kp_source[0].detach().cpu().numpy()).volume
+        driving_area = ConvexHull(kp_initial[0].detach().cpu().numpy()).volume
+    except Exception as exc:  # scipy's QhullError: degenerate (collinear) keypoints
+        raise InputError("The keypoints of the source or the first driving frame are degenerate; try mode 'standard'.") from exc
+    return float(np.sqrt(source_area) / np.sqrt(driving_area))
+
+
+def normalize_kp(kp_norm_mode: str, kp_source: torch.Tensor, kp_driving: torch.Tensor, kp_initial: torch.Tensor | None,
+                 avd: AVDNetwork | None, scale: float | None = None) -> torch.Tensor:  # fmt: skip
+    """The keypoints the dense motion network is driven by, per the demo's three modes."""
+    if kp_norm_mode == "standard":
+        return kp_driving
+    if kp_norm_mode == "relative":
+        if kp_initial is None:
+            raise ValueError("relative mode needs the initial driving keypoints")
+        scale = hull_scale(kp_source, kp_initial) if scale is None else scale
+        return (kp_driving - kp_initial) * scale + kp_source
+    if kp_norm_mode == "avd":
+        if avd is None:
+            raise InputError("This checkpoint has no AVD network; choose mode 'relative' or 'standard'.")
+        return avd(kp_source, kp_driving)
+    raise InputError(f"Unknown mode {kp_norm_mode!r}; choose one of {', '.join(MODES)}.")
+
+
+class TPSMMPipeline:
+    """Build once (:meth:`from_pretrained`), call :meth:`animate_arrays` many times."""
+
+    def __init__(
+        self,
+        config: TPSMMConfig,
+        kp_detector: KPDetector,
+        dense_motion_network: DenseMotionNetwork,
+        inpainting_network: InpaintingNetwork,
+        avd_network: AVDNetwork | None = None,
+        device: torch.device | None = None,
+        batch_size: int = 4,
+        channels_last: bool = False,
+    ):
+        self.config = config
+        self.device = device or pick_device()
+        self.kp_detector = kp_detector.to(self.device).eval()
+        self.dense_motion = dense_motion_network.to(self.device).eval()
+        self.inpainting = inpainting_network.to(self.device).eval()
+        self.avd = avd_network.to(self.device).eval() if avd_network is not None else None
+        self.batch_size = max(1, int(batch_size))
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        if channels_last:
+            for net in (self.kp_detector, self.dense_motion, self.inpainting):
+                net.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def from_pretrained(cls, model: str = "vox", device: torch.device | None = None, **kwargs: object) -> TPSMMPipeline:
+        """The networks of a released model from the weights cache (loaded once per process)."""
+        cfg = get_config(model)
+        device = device or pick_device()
+        from pipelines.animation import config as builders
+
+        def net(component: str) -> torch.nn.Module:
+            return cached_network(cfg.checkpoint_id, component, getattr(builders, f"build_{cfg.name}_{component}"), device)
+
+        return cls(cfg, net("kp_detector"), net("dense_motion_network"), net("inpainting_network"), net("avd_network"),
+                   device=device, **kwargs)  # type: ignore[arg-type]  # fmt: skip
+
+    # ------------------------------------------------------------------ tensors
+
+    def _tensor(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
+        """HWC float frames in [0, 1] -> (B, 3, S, S) float32 (the demo casts float64 -> float32)."""
+        arr = np.stack([np.asarray(f, dtype=np.float32) for f in frames])
+        t = torch.from_numpy(arr).permute(0, 3, 1, 2).to(self.device)
+        return t.contiguous(memory_format=self.memory_format)
+
+    def prepare_source(self, source: np.ndarray) -> _Source:
+        """Everything that depends on the source only: keypoints, dense-motion source pieces,
+        inpainting encoder features."""
+        image = self._tensor([source])
+        kp = self.kp_detector(image)
+        return _Source(image, kp, self.dense_motion.prepare_source(image, kp), self.inpainting.encode(image))
+
+    def keypoints(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
+        return self.kp_detector(self._tensor(frames))
+
+    def _generate(self, src: _Source, kp_norm: torch.Tensor) -> torch.Tensor:
+        motion = self.dense_motion(src.motion, kp_norm, keep_intermediates=False)
+        prediction, _ = self.inpainting.decode(src.image, src.encoder_maps, motion.deformation, motion.occlusion_map)
+        return prediction
+
+    def iter_animation(
+        self,
+        src: _Source,
+        frame_at: Callable[[int], np.ndarray],
+        order: Sequence[int],
+        mode: str,
+        kp_initial: torch.Tensor | None,
+        stages: dict[str, list[torch.Tensor]] | None = None,
+    ) -> Iterator[tuple[list[int], np.ndarray]]:
+        """Yield ``(indices, frames)`` batches in ``order``; ``frame_at(i)`` gives driving frame i
+        as float (S, S, 3) in [0, 1]. ``kp_initial`` is the reference driving pose (relative)."""
+        scale = hull_scale(src.kp, kp_initial) if mode == "relative" and kp_initial is not None else None
+        for start in range(0, len(order), self.batch_size):
+            idx = list(order[start : start + self.batch_size])
+            kp_driving = self.keypoints([frame_at(i) for i in idx])
+            kp_norm = normalize_kp(mode, src.kp, kp_driving, kp_initial, self.avd, scale)
+            prediction = self._generate(src, kp_norm)
+            if stages is not None:
+                stages.setdefault("kp_driving", []).append(kp_driving)
+                stages.setdefault("kp_norm", []).append(kp_norm)
+            yield idx, prediction.permute(0, 2, 3, 1).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def animate_arrays(
+        self,
+        source: np.ndarray,
+        driving: Sequence[np.ndarray],
+        mode: str = "relative",
+        best_frame: int | None = None,
+        return_stages: bool = False,
+        progress: ProgressFn | None = None,
+    ) -> AnimationResult:
+        """The demo's ``make_animation`` on pre-resized float frames (S, S, 3) in [0, 1].
+
+        With ``best_frame`` i the demo's find-best-frame order is used: frames i..end forwards and
+        i..0 backwards, both relative to frame i, joined as ``backward[::-1] + forward[1:]``.
+        """
+        if mode not in MODES:
+            raise InputError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
+        if not len(driving):
+            raise InputError("The driving video has no frames.")
+        src = self.prepare_source(source)
+        start = 0 if best_frame is None else int(best_frame)
+        kp_initial = self.keypoints([driving[start]])
+        order = list(range(start, len(driving))) + list(range(start - 1, -1, -1))
+        frames = np.empty((len(driving), *np.asarray(source).shape[:2], 3), dtype=np.float32)
+        stages: dict[str, list[torch.Tensor]] | None = {} if return_stages else None
+        done = 0
+        for idx, batch in self.iter_animation(src, lambda i: driving[i], order, mode, kp_initial, stages):
+            frames[idx] = batch
+            done += len(idx)
+            if progress:
+                progress(done / len(order), f"frame {done}/{len(order)}")
+        result = AnimationResult(frames)
+        if stages is not None:
+            inverse = np.argsort(np.asarray(order))
+            result.kp_source = src.kp.cpu()
+            result.kp_driving = torch.cat(stages["kp_driving"]).cpu()[inverse]
+            result.kp_norm = torch.cat(stages["kp_norm"]).cpu()[inverse]
+        return result
+
+
+# --------------------------------------------------------------------------- best frame
+
+
+def _face_alignment_weights_present() -> bool:
+    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    return hub.is_dir() and any(p.name.startswith("2DFAN4") for p in hub.iterdir()) and any(p.name.startswith("s3fd") for p in hub.iterdir())
+
+
+def frame_landmarks(frames: Sequence[np.ndarray]) -> list[np.ndarray | None]:
+    """68-point landmarks of the first face of each uint8 frame (None where no face), from
+    face-alignment when its weights are cached (what the original uses), else from dlib."""
+    if _face_alignment_weights_present():
+        try:
+            import face_alignment
+
+            fa = face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D, flip_input=True, device=str(pick_device()))
+            out: list[np.ndarray | None] = []
+            for f in frames:
+                found = fa.get_landmarks(np.asarray(f))
+                out.append(np.asarray(found[0], dtype=np.float64)[:, :2] if found else None)
+            return out
+        except Exception:  # any failure of the optional path falls back to dlib, which ships offline
+            pass
+    from pipelines.common import faces
+
+    out = []
+    for f in frames:
+        boxes = faces.detect_faces(f, upsample=1)
+        out.append(faces.landmarks68(f, boxes[0]) if len(boxes) else None)
+    return out
+
+
+def _normalized(kp: np.ndarray) -> np.ndarray:
+    kp = kp - kp.mean(axis=0, keepdims=True)
+    return kp / np.sqrt(ConvexHull(kp[:, :2]).volume)
+
+
+def best_frame_index(source: np.ndarray, driving: Sequence[np.ndarray]) -> int:
+    """Index of the driving frame whose normalised landmarks are closest to the source's (the
+    demo's ``find_best_frame``); 0 when the source has no detectable face."""
+    marks = frame_landmarks([source, *driving])
+    if marks[0] is None:
+        return 0
+    ref = _normalized(marks[0])
+    best, best_norm = 0, float("inf")
+    for i, kp in enumerate(marks[1:]):
+        if kp is None:
+            continue
+        norm = float((np.abs(ref - _normalized(kp)) ** 2).sum())
+        if norm < best_norm:
+            best, best_norm = i, norm
+    return best
+
+
+# --------------------------------------------------------------------------- whole-photo animation
+
+
+@dataclass
+class AnimateOutput:
+    video: Path
+    side_by_side: Path | None
+    n_frames: int
+    fps: float
+    model: str
+    mode: str
+    faces_found: int
+    face_index: int | None
+    best_frame: int | None
+    driving_cropped: bool
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+def _fit(image: np.ndarray, max_side: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale >= 1.0:
+        return image
+    return crops.resize_uint8(image, (max(2, round(w * scale)), max(2, round(h * scale))))
+
+
+def _driving_square(frames: Sequence[np.ndarray]) -> crops.CropSquare | None:
+    """One fixed training-style square for the driving video, from the first frames with a face."""
+    from pipelines.common import faces
+
+    for i in range(0, min(len(frames), 50), 5):
+        boxes = faces.detect_faces(frames[i])
+        if len(boxes):
+            return crops.crop_square(boxes[0])
+    return None
+
+
+def animate(
+    source_image: media.ImageLike,
+    driving_video: str | Path,
+    model: str = "vox",
+    mode: str = "relative",
+    find_best_frame: bool = False,
+    *,
+    face_index: int = 0,
+    crop_faces: bool = True,
+    crop_driving: bool = True,
+    side_by_side: bool = True,
+    batch_size: int = 4,
+    progress: ProgressFn | None = None,
+) -> AnimateOutput:
+    """Animate ``source_image`` by ``driving_video`` and write the result videos.
+
+    For face models (vox) with ``crop_faces`` the face number ``face_index`` (largest first) is
+    cropped like the training data, animated and pasted back into the whole photo; the driving
+    video is cropped around its face when ``crop_driving``. Other models animate the whole photo
+    resized to their square input and resize the result back. Output: H.264 at the driving fps
+    with the driving audio; ``side_by_side`` adds a (driving | result) video.
+    """
+    started = time.perf_counter()
+    report = progress or (lambda f, m="": None)
+    cfg = get_config(model)
+    if mode not in MODES:
+        raise InputError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
+    if driving_video is None or not str(driving_video).strip():
+        raise InputError("Please provide a driving video.")
+    photo = _fit(media.load_image(source_image, name="photo"), MAX_OUTPUT_SIDE)
+    report(0.02, "reading the driving video")
+    frames, info = media.read_video(driving_video)
+    notes: list[str] = []
+    size = (cfg.img_size, cfg.img_size)
+
+    faces_found, square, chosen = 0, None, None
+    if cfg.face and crop_faces:
+        from pipelines.common import faces
+
+        boxes = faces.detect_faces(photo)
+        faces_found = len(boxes)
+        if not faces_found:
+            raise InputError("No face was found in the photo. Use a photo with a clearly visible, frontal face, or turn off face cropping.")
+        if not 0 <= face_index < faces_found:
+            raise InputError(f"Face {face_index + 1} was requested but the photo has {faces_found} face(s) (numbered from 1, largest first).")
+        chosen = face_index
+        square = crops.crop_square(boxes[face_index])
+        source_crop = crops.extract(photo, square)
+    else:
+        source_crop = photo
+    drive_square = _driving_square(frames) if (cfg.face and crop_driving) else None
+    if cfg.face and crop_driving and drive_square is None:
+        notes.append("No face found in the driving video; its whole frames were used.")
+
+    def driving_crop(i: int) -> np.ndarray:
+        return crops.extract(frames[i], drive_square) if drive_square is not None else frames[i]
+
+    source_f = resize_like_skimage_0183(source_crop, size)[..., :3]
+    report(0.05, "loading the model")
+    pipe = TPSMMPipeline.from_pretrained(cfg.name, batch_size=batch_size)
+
+    best = None
+    if find_best_frame and cfg.face:
+        report(0.07, "finding the best-matching driving frame")
+        small = [to_uint8_like_skimage(resize_like_skimage_0183(driving_crop(i), size)) for i in range(len(frames))]
+        best = best_frame_index(to_uint8_like_skimage(source_f), small)
+    elif find_best_frame:
+        notes.append("Best-frame search needs faces; it applies to the vox model only.")
+
+    animated = np.empty((len(frames), *size, 3), dtype=np.uint8)
+    with torch.inference_mode(), oom_guard("Try a shorter driving video or a smaller batch size."):
+        src = pipe.prepare_source(source_f)
+        start = best or 0
+        kp_initial = pipe.keypoints([resize_like_skimage_0183(driving_crop(start), size)[..., :3]])
+        order = list(range(start, len(frames))) + list(range(start - 1, -1, -1))
+        done = 0
+        for idx, batch in pipe.iter_animation(src, lambda i: resize_like_skimage_0183(driving_crop(i), size)[..., :3], order, mode, kp_initial):
+            animated[idx] = to_uint8_like_skimage(batch)
+            done += len(idx)
+            report(0.1 + 0.75 * done / len(order), f"animating frame {done}/{len(order)}")
+
+    report(0.87, "compositing and encoding")
+    mask = crops.feather_mask(square.side) if square is not None else None
+    ph, pw = photo.shape[:2]
+
+    def composed() -> Iterator[np.ndarray]:
+        for frame in animated:
+            if square is not None:
+                yield crops.paste(photo, frame, square, mask)
+            else:
+                yield crops.resize_uint8(frame, (pw, ph))
+
+    out_path = media.new_output_path(".mp4", prefix="animation")
+    media.write_video(composed(), out_path, info.fps, audio_from=driving_video)
+    sbs_path = None
+    if side_by_side:
+        def pairs() -> Iterator[np.ndarray]:
+            for i, result in enumerate(composed()):
+                drv = frames[i]
+                dw = max(2, round(drv.shape[1] * ph / drv.shape[0]))
+                yield np.concatenate([crops.resize_uint8(drv, (dw, ph)), result], axis=1)
+
+        sbs_path = media.new_output_path(".mp4", prefix="side_by_side")
+        media.write_video(pairs(), sbs_path, info.fps, audio_from=driving_video)
+    report(1.0, "done")
+    return AnimateOutput(out_path, sbs_path, len(frames), info.fps, cfg.name, mode, faces_found, chosen, best,
+                         drive_square is not None, time.perf_counter() - started, notes)  # fmt: skip
+
