@@ -35,7 +35,7 @@ from pipelines.animation.networks import (
 from pipelines.animation.preprocess import resize_like_skimage_0183, to_uint8_like_skimage
 from pipelines.common import media
 from pipelines.common.device import cached_network, oom_guard, pick_device
-from pipelines.common.errors import InputError
+from pipelines.common.errors import InputError, ModelUnavailableError
 
 MODES = ("relative", "standard", "avd")
 ProgressFn = Callable[[float, str], None]
@@ -123,7 +123,11 @@ class TPSMMPipeline:
         def net(component: str) -> torch.nn.Module:
             return cached_network(cfg.checkpoint_id, component, getattr(builders, f"build_{cfg.name}_{component}"), device)
 
-        return cls(cfg, net("kp_detector"), net("dense_motion_network"), net("inpainting_network"), net("avd_network"),
+        try:
+            avd = net("avd_network")
+        except ModelUnavailableError:
+            avd = None  # the demo loads it only "if present"; mode 'avd' then says so
+        return cls(cfg, net("kp_detector"), net("dense_motion_network"), net("inpainting_network"), avd,
                    device=device, **kwargs)  # type: ignore[arg-type]  # fmt: skip
 
     # ------------------------------------------------------------------ tensors
