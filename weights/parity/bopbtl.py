@@ -11,14 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from weights.parity.case import (
     Case,
     Outcome,
+    compare_images,
     compare_keys,
     compare_tensors,
+    load_image,
     state_dict_shapes,
 )
 from weights.parity.runner import handler
@@ -235,3 +238,105 @@ def mapping_patch_attention(case: Case) -> Outcome:
 def face_generator(case: Case) -> Outcome:
     model = _face_from(case.config)
     return _run_network(case, model, lambda seg, face: {"image": model(seg, face)})
+
+
+# --------------------------------------------------------------------------- stage 1 pipelines
+
+
+def _read_rgb(path) -> np.ndarray:
+    """As the original scripts read inputs: ``Image.open(path).convert("RGB")`` (no EXIF transpose)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB")).copy()
+
+
+def _png_tolerance(case: Case) -> tuple[float, float | None]:
+    return float(case.meta.get("max_abs_diff", 1)), case.meta.get("mean_abs_diff")
+
+
+@handler("bopbtl.scratch_detection")
+def scratch_detection(case: Case) -> Outcome:
+    """Stage 1a end to end (detection.py ``--input_size full_size``) with fixture UNet weights."""
+    rc = _configs()
+    from pipelines.restoration.networks.detector import ScratchDetectorUNet
+    from pipelines.restoration.stage1 import ScratchDetector
+
+    cfg = case.config
+    if cfg.get("input_size", "full_size") != "full_size":
+        raise NotImplementedError(f"input_size {cfg.get('input_size')!r}: only full_size is used by run.py")
+    base = rc.Stage1Config()
+    stage_cfg = rc.Stage1Config(
+        detect_multiple=int(cfg.get("multiple", base.detect_multiple)),
+        detect_short_side=int(cfg.get("scale_short_side", base.detect_short_side)),
+        detect_threshold=float(cfg.get("threshold", base.detect_threshold)),
+    )
+    unet = ScratchDetectorUNet()
+    unet.load_state_dict(case.fixture(state_dict_shapes(unet)), strict=True)
+    detector = ScratchDetector(unet, torch.device("cpu"), stage_cfg)
+    image = _read_rgb(case.file(case.meta["input"]["image"]))
+    _, scaled = detector.network_input(image)
+    torch.manual_seed(0)
+    result = detector(image)
+    outcome = Outcome()
+    produced = {"output.gray_scaled": scaled, "output.logits": result.logits, "output.prob": result.prob}
+    for key, expected in case.io.items():
+        if key.startswith("output."):
+            got = produced.get(key, torch.empty(0))
+            outcome.add(compare_tensors(key, got, expected, case.atol, case.rtol))
+    expected = case.meta["expected"]
+    max_diff, mean_diff = _png_tolerance(case)
+    if "transformed_input" in expected:
+        want = load_image(case.file(expected["transformed_input"].split()[0]))
+        outcome.add(compare_images("transformed_input", result.image, want, max_diff, mean_diff))
+    want_mask = load_image(case.file(expected["mask"].split()[0]))
+    got_mask = np.repeat(result.mask[..., None], 3, axis=2) if want_mask.ndim == 3 else result.mask
+    fraction = float(case.meta.get("mask_max_differing_pixel_fraction", 0.0))
+    outcome.add(compare_images("mask", got_mask, want_mask, 255, None, fraction))
+    return outcome
+
+
+def _salt_for(salts: dict[str, str], role: str) -> str:
+    """The salt whose description names ``role`` ("vae_a", "mapping", "vae_b"), case- and punctuation-insensitive."""
+    for key, salt in salts.items():
+        if role in key.lower().replace(" ", "_").replace("-", "_"):
+            return salt
+    raise KeyError(f"no salt for {role!r} in {sorted(salts)}")
+
+
+@handler("bopbtl.stage1_quality_restore")
+def stage1_quality(case: Case) -> Outcome:
+    """Stage 1b quality mode end to end (test.py ``--test_mode Full --Quality_restore``) with fixture weights."""
+    rc = _configs()
+    from pipelines.restoration.networks.mapping import MappingModel
+    from pipelines.restoration.networks.vae import GlobalGeneratorDCDCv2
+    from pipelines.restoration.stage1 import GlobalRestorer, save_image_uint8
+
+    cfg = case.config
+    if cfg.get("test_mode", "Full") != "Full":
+        raise NotImplementedError(f"test_mode {cfg.get('test_mode')!r}: only Full is used by run.py")
+    stage_cfg = rc.Stage1Config(restore_multiple=int(cfg.get("multiple", rc.Stage1Config().restore_multiple)))
+    salts = case.meta["salts"]
+    nets = []
+    for role, module in (("vae_a", GlobalGeneratorDCDCv2()), ("mapping", MappingModel()), ("vae_b", GlobalGeneratorDCDCv2())):
+        module.load_state_dict(case.fixture(state_dict_shapes(module), salt=_salt_for(salts, role)), strict=True)
+        nets.append(module)
+    restorer = GlobalRestorer(*nets, mode="quality", device=torch.device("cpu"), config=stage_cfg)
+    image = _read_rgb(case.file(case.meta["input"]["image"]))
+    resized, _, _ = restorer.prepare(image, None)
+    torch.manual_seed(0)
+    generated = restorer.generate(image)
+    restored = save_image_uint8((generated + 1.0) / 2.0, normalize=True)
+    outcome = Outcome()
+    for key, expected in case.io.items():
+        if key.startswith("output."):
+            got = generated if key == "output.generated" else torch.empty(0)
+            outcome.add(compare_tensors(key, got, expected, case.atol, case.rtol))
+    expected = case.meta["expected"]
+    max_diff, mean_diff = _png_tolerance(case)
+    if "resized_input" in expected:
+        want = load_image(case.file(expected["resized_input"].split()[0]))
+        outcome.add(compare_images("resized_input", resized, want, max_diff, mean_diff))
+    want = load_image(case.file(expected["restored"].split()[0]))
+    outcome.add(compare_images("restored", restored, want, max_diff, mean_diff))
+    return outcome
