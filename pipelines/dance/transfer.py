@@ -13,13 +13,17 @@ the residual. Frames leave as ``tensor2im``: ``clip((y + 1) / 2 * 255, 0, 255)``
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 FaceBox = tuple[int, int, int, int]  # (miny, maxy, minx, maxx) in label pixels, as the facetexts files
+ProgressFn = Callable[[float, str], None]
 
 
 def label_to_tensor(label: np.ndarray) -> torch.Tensor:
@@ -96,4 +100,161 @@ def generate_sequence(
         yield step
 
 
-ProgressFn = Callable[[float, str], None]
+
+# --------------------------------------------------------------------------- the video path
+
+
+@dataclass
+class TransferResult:
+    path: Path
+    n_frames: int
+    fps: float
+    notes: list[str] = field(default_factory=list)
+
+
+Motion = tuple[Sequence[np.ndarray], Sequence[Any], float]  # frames, poses (canvas pixels), fps
+
+
+class DanceTransferPipeline:
+    """A trained target's generator (and face generator), built once and called per source video.
+
+    Load with :meth:`from_dir` (the target folder written by :mod:`pipelines.dance.training`);
+    networks go through the process-wide model cache, keyed by the export's timestamp, so a
+    target that keeps training is reloaded when a newer checkpoint is exported."""
+
+    def __init__(
+        self,
+        netG: torch.nn.Module,  # noqa: N803
+        faceG: torch.nn.Module | None,  # noqa: N803
+        size: tuple[int, int],
+        face_box: int,
+        target_poses: list[Any],
+        device: torch.device,
+    ):
+        self.netG, self.faceG = netG, faceG
+        self.width, self.height = size
+        self.face_box = face_box
+        self.target_poses = target_poses
+        self.device = device
+
+    @classmethod
+    def from_dir(cls, target_dir: Path, device: torch.device | None = None) -> DanceTransferPipeline:
+        from pipelines.common.device import MODELS, pick_device
+        from pipelines.common.errors import ModelUnavailableError
+        from pipelines.dance.networks import GeneratorConfig
+        from pipelines.dance.training import load_poses, read_json
+
+        device = device or pick_device()
+        spec = read_json(target_dir / "model" / "generator.json")
+        g_file, f_file = target_dir / "model" / "net_G.safetensors", target_dir / "model" / "net_Gface.safetensors"
+        if not spec or not g_file.exists():
+            raise ModelUnavailableError(f"Target {target_dir.name!r} has no trained generator yet; train it first (step 1).")
+        stamp = g_file.stat().st_mtime_ns
+
+        def load(file: Path, config: dict[str, Any]) -> torch.nn.Module:
+            from safetensors.torch import load_file
+
+            net = GeneratorConfig.from_dict(config).build()
+            net.load_state_dict(load_file(str(file)), strict=True)
+            return net.to(device).eval().requires_grad_(False)
+
+        key = f"dance:{target_dir.resolve()}:{stamp}@{device}"
+        netG = MODELS.get(key + ":G", lambda: load(g_file, spec["generator"]))
+        faceG = None
+        if spec.get("face_generator") and f_file.exists():
+            faceG = MODELS.get(key + ":Gface", lambda: load(f_file, spec["face_generator"]))
+        size = (int(spec["width"]), int(spec["height"]))
+        return cls(netG, faceG, size, int(spec.get("face_box") or 0), load_poses(target_dir / "poses.npz"), device)
+
+    def normalized(self, source_poses: Sequence[Any], notes: list[str]) -> list[Any]:
+        """Source poses fitted to the target (global normalisation + 7-frame median), one per source
+        frame: frames outside a full window, or without a person, take the nearest smoothed pose."""
+        from pipelines.common.errors import InputError
+        from pipelines.dance.normalize import normalize_sequence
+
+        try:
+            norm = normalize_sequence(list(source_poses), self.target_poses)
+        except InputError as exc:
+            notes.append(f"Pose normalisation skipped ({exc}); the source poses are used as they are.")
+            return list(source_poses)
+        if not norm.poses:
+            notes.append("Pose normalisation skipped (fewer than 7 frames with a person).")
+            return list(source_poses)
+        centres = np.asarray(norm.frames)
+        return [norm.poses[int(np.abs(centres - n).argmin())] for n in range(len(source_poses))]
+
+    def labels(self, poses: Sequence[Any]) -> tuple[list[np.ndarray], list[FaceBox | None]]:
+        """Stick-figure labels at the model's size (blank where no person) and face boxes."""
+        from pipelines.dance.render import render_label
+        from pipelines.dance.training import scaled_face_box
+
+        labels: list[np.ndarray] = []
+        boxes: list[FaceBox | None] = []
+        for pose in poses:
+            if pose is None or pose.is_empty:
+                labels.append(np.full((self.height, self.width, 3), 255, np.uint8))
+                boxes.append(None)
+                continue
+            label, _ = render_label(pose, (self.width, self.height))
+            labels.append(label)
+            boxes.append(scaled_face_box(pose.body, self.width, self.height, self.face_box) if self.face_box else None)
+        return labels, boxes
+
+    @torch.no_grad()
+    def generate(
+        self, labels: Sequence[np.ndarray], boxes: Sequence[FaceBox | None], progress: ProgressFn | None = None
+    ) -> list[np.ndarray]:
+        """Frames in order, each fed back as the previous one."""
+        out = []
+        tensors = (label_to_tensor(lab).to(self.device) for lab in labels)
+        for t, step in enumerate(generate_sequence(self.netG, self.faceG, tensors, list(boxes))):
+            out.append(tensor_to_uint8(step.frame))
+            if progress and (t % 5 == 0 or t == len(labels) - 1):
+                progress(0.3 + 0.65 * (t + 1) / len(labels), f"generating frame {t + 1}/{len(labels)}")
+        return out
+
+    def __call__(
+        self,
+        source_video: str | os.PathLike | None = None,
+        *,
+        motion: Motion | None = None,
+        side_by_side: bool = False,
+        normalize: bool = True,
+        progress: ProgressFn | None = None,
+    ) -> TransferResult:
+        """Source video (or ready ``motion``: frames, canvas poses, fps) -> MP4 of the target dancing,
+        the source's length and fps, with its audio; ``side_by_side``: source | stick figure | result."""
+        from pipelines.common.errors import InputError
+        from pipelines.common.media import new_output_path, read_video, write_video
+        from pipelines.dance.render import fit_frame_to_canvas, fit_pose_to_canvas, resize_to_label
+        from pipelines.dance.training import detect_poses
+
+        report = progress or (lambda f, m: None)
+        notes: list[str] = []
+        audio = None
+        if motion is not None:
+            frames, poses, fps = list(motion[0]), list(motion[1]), float(motion[2])
+        elif source_video is not None:
+            frames, info = read_video(source_video)
+            fps, audio = info.fps, source_video
+            report(0.02, "finding the dancer's poses")
+            poses = detect_poses(frames, lambda f, m: report(0.02 + 0.2 * f, m))
+            poses = [p if p.is_empty else fit_pose_to_canvas(p, frames[0].shape) for p in poses]
+        else:
+            raise InputError("Upload the dancing source video (or use the sample motion).")
+        if all(p is None or p.is_empty for p in poses):
+            raise InputError("No person was found in the source video; use a video with one dancer in full view.")
+        report(0.25, "normalising the poses to the target")
+        poses = self.normalized(poses, notes) if normalize else poses
+        labels, boxes = self.labels(poses)
+        result = self.generate(labels, boxes, report)
+        if side_by_side:
+            size = (self.width, self.height)
+            result = [
+                np.concatenate([resize_to_label(fit_frame_to_canvas(np.asarray(src)), size), lab, res], axis=1)
+                for src, lab, res in zip(frames, labels, result, strict=True)
+            ]
+        report(0.97, "encoding the video")
+        out = write_video(result, new_output_path(".mp4", prefix="dance"), fps, audio_from=audio)
+        report(1.0, "done")
+        return TransferResult(out, len(result), fps, notes)
