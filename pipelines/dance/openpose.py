@@ -242,17 +242,69 @@ def maps_to_image(net_map: np.ndarray, inp: NetworkInput, stride: int) -> np.nda
     return cv2.resize(m, (w, h), interpolation=cv2.INTER_CUBIC).reshape(h, w, -1)
 
 
-def _gaussian_peaks(map_ori: np.ndarray, thre1: float, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, cols) of the peaks of one part map, in ``np.nonzero`` order."""
-    radius = int(4.0 * sigma + 0.5)  # scipy's default truncate=4
-    hot = np.nonzero(map_ori > thre1 - 1e-9)
-    if hot[0].size == 0:
-        return hot
+def _merge_boxes(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """Merge overlapping (r0, r1, c0, c1) boxes until all are disjoint."""
+    merged = True
+    while merged and len(boxes) > 1:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
+                    boxes[i] = (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return boxes
+
+
+def hot_boxes(maps: np.ndarray, parts: int, threshold: float, margin: int, cell: int = 8) -> list[list[tuple[int, int, int, int]]]:
+    """Per part, disjoint boxes (r0, r1, c0, c1) holding every pixel within ``margin`` of a value > threshold.
+
+    Found on an 8x8-cell grid (conservatively larger than needed); boxes whose margins touch are
+    merged, so a box edge is always more than ``margin`` away from any hot pixel outside it.
+    """
+    h, w = maps.shape[:2]
+    hot = maps[:, :, :parts] > threshold
+    hc, wc = -(-h // cell), -(-w // cell)
+    if hc * cell != h or wc * cell != w:
+        hot = np.pad(hot, ((0, hc * cell - h), (0, wc * cell - w), (0, 0)))
+    coarse = hot.reshape(hc, cell, wc, cell, parts).any(axis=(1, 3))
+    grow = -(-margin // cell) + 1
+    kernel = np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)
+    out = []
+    for part in range(parts):
+        cells = np.ascontiguousarray(coarse[:, :, part]).astype(np.uint8)
+        if not cells.any():
+            out.append([])
+            continue
+        count, _, stats, _ = cv2.connectedComponentsWithStats(cv2.dilate(cells, kernel), connectivity=8)
+        boxes = [
+            (int(y) * cell, min(int(y + bh) * cell, h), int(x) * cell, min(int(x + bw) * cell, w))
+            for x, y, bw, bh, _ in stats[1:count]
+        ]
+        out.append(_merge_boxes(boxes))
+    return out
+
+
+def _gaussian_peaks(map_ori: np.ndarray, boxes: list[tuple[int, int, int, int]], thre1: float, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of the peaks of one part map, in ``np.nonzero`` order (rows, then columns)."""
+    found = [_box_peaks(map_ori, box, thre1, sigma) for box in boxes]
+    if not found:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    rows = np.concatenate([f[0] for f in found])
+    cols = np.concatenate([f[1] for f in found])
+    order = np.lexsort((cols, rows))
+    return rows[order], cols[order]
+
+
+def _box_peaks(map_ori: np.ndarray, box: tuple[int, int, int, int], thre1: float, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Peaks inside one hot box: gaussian smoothing of the box only, exact away from its edges."""
     h, w = map_ori.shape
-    margin = 2 * radius + 1
-    r0, r1 = max(int(hot[0].min()) - margin, 0), min(int(hot[0].max()) + margin + 1, h)
-    c0, c1 = max(int(hot[1].min()) - margin, 0), min(int(hot[1].max()) + margin + 1, w)
-    s = gaussian_filter(map_ori[r0:r1, c0:c1], sigma=sigma)
+    r0, r1, c0, c1 = box
+    s = gaussian_filter(map_ori[r0:r1, c0:c1].astype(np.float64), sigma=sigma)
     # Neighbour maps shifted with zero fill at the frame border (as the original); inside the frame,
     # crop edges are > radius away from anything that can pass thre1.
     ok = s > thre1
@@ -273,12 +325,19 @@ def _gaussian_peaks(map_ori: np.ndarray, thre1: float, sigma: float) -> tuple[np
 
 
 def find_peaks(heatmap_avg: np.ndarray, thre1: float, sigma: float) -> list[np.ndarray]:
-    """Per part, an array (k, 4) of ``(x, y, raw score, running id)``."""
+    """Per part, an array (k, 4) of ``(x, y, raw score, running id)``.
+
+    ``heatmap_avg`` (H, W, 19) may be float32 (one scale: the original's float64 accumulator holds
+    exactly those values) or float64; smoothing always runs in float64 like the original.
+    """
     peaks: list[np.ndarray] = []
     counter = 0
+    radius = int(4.0 * sigma + 0.5)  # scipy's default truncate=4
+    # A gaussian (weights >= 0, sum 1) of values <= thre1 cannot exceed thre1: smooth only near hot pixels.
+    boxes = hot_boxes(heatmap_avg, NUM_PARTS, thre1 - 1e-9, 2 * radius + 1)
     for part in range(NUM_PARTS):
         map_ori = heatmap_avg[:, :, part]
-        rows, cols = _gaussian_peaks(map_ori, thre1, sigma)
+        rows, cols = _gaussian_peaks(map_ori, boxes[part], thre1, sigma)
         k = rows.size
         arr = np.empty((k, 4), dtype=np.float64)
         arr[:, 0], arr[:, 1] = cols, rows
@@ -383,11 +442,16 @@ def body_postprocess(
     """Everything after the network: maps of each scale ((38|19, h, w) arrays) -> (candidate, subset)."""
     h, w = inputs[0].image_shape
     n = len(inputs)
-    heatmap_avg = np.zeros((h, w, HEATMAP_CHANNELS))
-    paf_avg = np.zeros((h, w, PAF_CHANNELS))
-    for paf, heat, inp in zip(pafs, heatmaps, inputs, strict=True):
-        heatmap_avg += heatmap_avg + maps_to_image(heat, inp, config.stride) / n  # original accumulation
-        paf_avg += maps_to_image(paf, inp, config.stride) / n
+    if n == 1:
+        # 0.0 + map / 1 in float64 holds exactly the float32 values: skip the 2 x 300 MB accumulators.
+        heatmap_avg = maps_to_image(heatmaps[0], inputs[0], config.stride)
+        paf_avg = maps_to_image(pafs[0], inputs[0], config.stride)
+    else:
+        heatmap_avg = np.zeros((h, w, HEATMAP_CHANNELS))
+        paf_avg = np.zeros((h, w, PAF_CHANNELS))
+        for paf, heat, inp in zip(pafs, heatmaps, inputs, strict=True):
+            heatmap_avg += heatmap_avg + maps_to_image(heat, inp, config.stride) / n  # original accumulation
+            paf_avg += maps_to_image(paf, inp, config.stride) / n
     peaks = find_peaks(heatmap_avg, config.thre1, config.gaussian_sigma)
     connections = connect_limbs(peaks, paf_avg, h, config.thre2, config.mid_num)
     candidate = np.concatenate(peaks, 0) if peaks else np.zeros((0, 4))
