@@ -1,7 +1,22 @@
 """Dance (Everybody Dance Now): poses, labels, pose normalisation and the pose-to-video GAN.
 
-Part A (poses) lives in ``openpose.py`` (body keypoint estimator), ``skeleton.py`` (keypoint
-formats and yml readers), ``render.py`` (stick-figure labels), ``normalize.py`` (global pose
-normalisation), ``smoothing.py`` (temporal median of pose tracks) and ``sample.py`` (an offline,
-procedurally rendered sample dancer). Nothing heavy is imported here.
+Part A (poses) - nothing heavy is imported here; import the modules themselves:
+
+* ``skeleton``: :class:`Pose` (BODY_23 body (23, 3) or None, face (70, 3), hands (21, 3); frame
+  pixels), COCO-18 / BODY_25 conversions, OpenPose yml/json readers.
+* ``openpose``: ``estimate_poses(frames_rgb, *, estimator=None, faces=True, batch_size=4) -> list[Pose]``
+  (Hzzone/CMU OpenPose COCO body network, checkpoint ``edn/openpose_body``; faces from dlib),
+  ``BodyEstimator`` (build once, call per frame or batch).
+* ``smoothing``: ``smooth_tracks(poses, window=7) -> list[Pose]`` (centred adaptive median).
+* ``render``: ``render_label(pose, size=(1024, 512), *, frame_shape=None) -> (label_rgb_uint8, face_box)``
+  with ``face_box = (miny, maxy, minx, maxx)`` in label pixels; ``fit_pose_to_canvas`` /
+  ``fit_frame_to_canvas`` / ``resize_to_label`` for frames that are not 1920x1080.
+* ``normalize``: ``normalize_poses(source_poses, target_poses) -> list[Pose]`` (N - 6 smoothed poses)
+  and ``normalize_sequence(...) -> Normalization`` (``.poses``, ``.frames`` = the source frame each
+  pose belongs to, ``.params``); poses in 1080x1920 canvas coordinates.
+* ``sample``: ``make_sample_target(seconds, fps, size, seed) -> (frames, poses)`` and
+  ``make_sample_motion(...)``: an offline procedurally drawn dancer with exact keypoints;
+  ``write_sample_video(frames, path, fps)``.
+
+Part B (GAN): ``networks.py``, ``transfer.py`` and the training code.
 """
