@@ -20,7 +20,8 @@ def models_table() -> list[list[str]]:
         st = store.status(c)
         source = c.sources[0].resolved_url if c.sources else "(none published)"
         size = f"{c.size / 1e6:.1f}" if c.size else "?"
-        rows.append([c.id, c.family, c.filename, size, c.licence, st.state, source])
+        licence = c.licence.split(" (")[0]  # the full text is in the accordion below
+        rows.append([c.id, c.family, c.filename, size, licence, st.state, source])
     return rows
 
 
@@ -50,7 +51,14 @@ def build() -> None:
         f"Cache folder: `{store.cache_dir()}` (set `NOSTALGIA_WEIGHTS_DIR` to move it). "
         "Command line: `python -m weights list | download ID | verify`."
     )
-    table = gr.Dataframe(value=models_table(), headers=COLUMNS, interactive=False, wrap=True, label="Checkpoints")
+    table = gr.Dataframe(
+        value=models_table(),
+        headers=COLUMNS,
+        interactive=False,
+        wrap=True,
+        label="Checkpoints",
+        column_widths=["20%", "7%", "17%", "7%", "9%", "8%", "32%"],
+    )
     with gr.Row():
         refresh = gr.Button("Refresh status", size="sm")
     refresh.click(models_table, outputs=table, api_name="models", queue=False)
@@ -60,10 +68,14 @@ def build() -> None:
     for c in registry.all_checkpoints():
         by_family.setdefault(c.family, []).append(c)
     for family, ckpts in by_family.items():
-        with gr.Accordion(f"{family} ({len(ckpts)} files)", open=False):
+        with gr.Accordion(f"Download {family} checkpoints ({len(ckpts)} file{'s' if len(ckpts) > 1 else ''})", open=False):
             for c in ckpts:
                 with gr.Row(equal_height=True):
-                    gr.Markdown(f"**{c.id}** · `{c.filename}` · {c.licence}<br><small>{c.description}</small>")
+                    sources = " · ".join(f"[{i + 1}]({s.resolved_url})" for i, s in enumerate(c.sources)) or "no public source"
+                    gr.Markdown(
+                        f"**{c.id}** · `{c.filename}` · sources: {sources}<br>"
+                        f"<small>{c.description} Licence: {c.licence}</small>"
+                    )
                     button = gr.Button(f"Download {c.id}", size="sm", scale=0, min_width=220)
                 button.click(
                     lambda progress=gr.Progress(), _id=c.id: download_checkpoint(_id, progress),
