@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
+from pipelines.common.device import gpu
 from pipelines.common.errors import NostalgiaError
 from pipelines.common.limits import LIMITS
 
@@ -36,12 +37,13 @@ def gpu_event(api_name: str) -> dict[str, Any]:
 def job(fn: F) -> F:
     """Wrap an event handler: a :class:`NostalgiaError` becomes ``gr.Error`` with its message;
     any other exception is logged and reported as an internal error (never a stack trace in the
-    UI, never a silent empty output)."""
+    UI, never a silent empty output). On ZeroGPU the handler runs under ``spaces.GPU``."""
+    run = gpu(fn)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            return run(*args, **kwargs)
         except gr.Error:
             raise
         except NostalgiaError as exc:
