@@ -1,0 +1,58 @@
+"""What every tab relies on: error translation and the ZeroGPU wrapper."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import gradio as gr
+import pytest
+
+from demos.common import job
+from pipelines.common.device import gpu
+from pipelines.common.errors import InputError
+
+
+def test_user_errors_become_gr_error_with_the_message() -> None:
+    @job
+    def handler(x: int) -> int:
+        raise InputError("photo.jpg: the file is empty (0 bytes). Upload the photo again.")
+
+    with pytest.raises(gr.Error, match="Upload the photo again"):
+        handler(1)
+
+
+def test_bugs_become_an_internal_error_without_a_trace() -> None:
+    @job
+    def handler() -> None:
+        raise KeyError("secret internal detail")
+
+    with pytest.raises(gr.Error) as info:
+        handler()
+    assert "Internal error (KeyError)" in str(info.value) and "secret" not in str(info.value)
+
+
+def test_zero_gpu_wrapper_only_on_spaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    def f() -> str:
+        return "ran"
+
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    assert gpu(f) is f
+    calls = []
+    fake = types.ModuleType("spaces")
+
+    def GPU(duration: int = 60):  # the real API's name
+        def deco(fn):
+            def wrapped(*a, **k):
+                calls.append(duration)
+                return fn(*a, **k)
+
+            return wrapped
+
+        return deco
+
+    fake.GPU = GPU
+    monkeypatch.setitem(sys.modules, "spaces", fake)
+    monkeypatch.setenv("SPACES_ZERO_GPU", "1")
+    wrapped = gpu(f, duration=30)
+    assert wrapped is not f and wrapped() == "ran" and calls == [30]
