@@ -20,8 +20,7 @@ def models_table() -> list[list[str]]:
         st = store.status(c)
         source = c.sources[0].resolved_url if c.sources else "(none published)"
         size = f"{c.size / 1e6:.1f}" if c.size else "?"
-        licence = c.licence.split(" (")[0]  # the full text is in the accordion below
-        rows.append([c.id, c.family, c.filename, size, licence, st.state, source])
+        rows.append([c.id, c.family, c.filename, size, c.licence_short, st.state, source])
     return rows
 
 

@@ -50,7 +50,7 @@ class _Bar:
 def cmd_list(_: argparse.Namespace) -> int:
     rows = [("id", "status", "size", "licence", "file")]
     for c in registry.all_checkpoints():
-        rows.append((c.id, store.status(c).state, _human(c.size), c.licence, c.filename))
+        rows.append((c.id, store.status(c).state, _human(c.size), c.licence_short, c.filename))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())

@@ -9,6 +9,7 @@ nothing outside ``weights/`` downloads or parses checkpoint files.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -75,6 +76,11 @@ class Checkpoint:
     homepage: str = ""
     notes: str = ""
     optional_components: tuple[str, ...] = field(default=())  # may be absent from the file
+
+    @property
+    def licence_short(self) -> str:
+        """The licence's name alone (the full text stays in ``licence``), for tables."""
+        return re.split(r" \(|: |; ", self.licence, maxsplit=1)[0]
 
     def component(self, name: str | None = None) -> Component:
         if name is None:
