@@ -1,0 +1,277 @@
+"""Colorize tab: DeOldify on a photo (with a render-factor sweep) or on a video.
+
+Layout and events only; the work is :class:`pipelines.colorization.pipeline.Colorizer`.
+"""
+
+from __future__ import annotations
+
+import time
+import wave
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from demos.common import gpu_event, job, limits_markdown, progress_reporter, require
+from pipelines.colorization.config import (
+    DEFAULT_RENDER_FACTOR_IMAGE,
+    DEFAULT_RENDER_FACTOR_VIDEO,
+    RENDER_FACTOR_MAX,
+    RENDER_FACTOR_MIN,
+    VARIANTS,
+)
+from pipelines.colorization.pipeline import Colorizer
+from pipelines.common.device import gpu
+from pipelines.common.errors import InputError
+from pipelines.common.media import load_image, mux_audio, new_output_path, outputs_root, save_png, write_video
+
+TITLE = "Colorize"
+CHECKPOINTS: list[str] = [c.checkpoint_id for c in VARIANTS.values()]
+
+MODEL_CHOICES = [(f"{c.name.capitalize()}: {c.summary}", c.name) for c in VARIANTS.values()]
+SWEEP_CHOICES = list(range(10, RENDER_FACTOR_MAX + 1, 5))
+DEFAULT_SWEEP_CHOICE = [15, 25, 35, 45]
+
+RENDER_FACTOR_INFO = (
+    "The network sees the photo as a square of render factor x 16 pixels. Higher gives richer colour on "
+    "good scans but is slower; lower often suits small or damaged photos. Colour only: the result keeps "
+    "the photo's full resolution."
+)
+
+
+# --------------------------------------------------------------------------- offline examples
+
+
+def _old_looking(gray: np.ndarray, seed: int) -> np.ndarray:
+    """A gray photo with a faded, slightly grainy look (the kind DeOldify is made for)."""
+    rng = np.random.default_rng(seed)
+    faded = 30 + gray.astype(np.float32) * 0.8 + rng.normal(0, 4, gray.shape)
+    return np.clip(faded, 0, 255).astype(np.uint8)
+
+
+def example_photos() -> list[Path]:
+    """Gray photos shipped with scikit-image, written once per machine (no downloads)."""
+    import skimage.data
+    from skimage.color import rgb2gray
+
+    folder = outputs_root() / "examples-colorize"
+    folder.mkdir(parents=True, exist_ok=True)
+    specs = [
+        ("camera_man.png", lambda: skimage.data.camera()),
+        ("astronaut_bw.png", lambda: (rgb2gray(skimage.data.astronaut()) * 255).astype(np.uint8)),
+        ("coffee_bw.png", lambda: (rgb2gray(skimage.data.coffee()) * 255).astype(np.uint8)),
+    ]
+    paths = []
+    for i, (name, source) in enumerate(specs):
+        path = folder / name
+        if not path.exists():
+            Image.fromarray(_old_looking(source(), i)).save(path)
+        paths.append(path)
+    return paths
+
+
+def example_video() -> Path:
+    """A 2-second gray clip panning across the camera-man photo, with a tone as its audio track."""
+    import skimage.data
+
+    path = outputs_root() / "examples-colorize" / "pan_with_audio.mp4"
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    photo = skimage.data.camera()  # 512x512 gray
+    fps, n, side = 12, 24, 256
+    frames = []
+    for i in range(n):
+        x = int(i * (photo.shape[1] - side) / (n - 1))
+        crop = photo[128 : 128 + side, x : x + side]
+        frames.append(np.repeat(_old_looking(crop, i)[..., None], 3, axis=2))
+    silent = write_video(frames, path.with_name("pan_silent.mp4"), fps)
+    tone = path.with_name("tone.wav")
+    rate = 22050
+    t = np.arange(int(rate * n / fps)) / rate
+    with wave.open(str(tone), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes((0.3 * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16).tobytes())
+    mux_audio(silent, tone, path)
+    silent.unlink(missing_ok=True)
+    tone.unlink(missing_ok=True)
+    return path
+
+
+# --------------------------------------------------------------------------- events
+
+
+def _render_factor(value: float | int | None, default: int) -> int:
+    return default if value is None else round(float(value))
+
+
+@job
+@gpu(duration=120)
+def run_colorize(
+    photo: str | None,
+    model: str,
+    render_factor: float,
+    post_process: bool,
+    progress: gr.Progress = gr.Progress(),
+) -> tuple[tuple[np.ndarray, np.ndarray], str, str]:
+    """``/colorize``: (before, after) for the slider, the full-resolution PNG, and a note."""
+    require(photo, "a photo")
+    report = progress_reporter(progress)
+    report(0.05, "loading the model")
+    colorizer = Colorizer.from_pretrained(model)
+    before = load_image(photo)
+    report(0.3, "colorizing")
+    start = time.perf_counter()
+    rf = _render_factor(render_factor, DEFAULT_RENDER_FACTOR_IMAGE)
+    after = colorizer.colorize_arrays([before], rf, bool(post_process))[0]
+    seconds = time.perf_counter() - start
+    path = save_png(after, new_output_path(".png", prefix="colorized"))
+    h, w = after.shape[:2]
+    note = (
+        f"**{model}** at render factor {rf} ({rf * 16}x{rf * 16} px seen by the network), "
+        f"{w}x{h} output in {seconds:.1f} s on {colorizer.device.type}."
+    )
+    return (before, after), str(path), note
+
+
+@job
+@gpu(duration=300)
+def run_sweep(
+    photo: str | None,
+    model: str,
+    factors: list[int] | None,
+    post_process: bool,
+    progress: gr.Progress = gr.Progress(),
+) -> list[tuple[np.ndarray, str]]:
+    """``/colorize_sweep``: the photo at each chosen render factor, captioned."""
+    require(photo, "a photo")
+    if not factors:
+        raise InputError("Tick at least one render factor to sweep.")
+    results = Colorizer.from_pretrained(model).sweep(
+        photo, sorted(int(f) for f in factors), bool(post_process), progress_reporter(progress)
+    )
+    return [(r.image, f"render factor {r.render_factor}") for r in results]
+
+
+@job
+@gpu(duration=600)
+def run_video(
+    video: str | None,
+    model: str,
+    render_factor: float,
+    post_process: bool,
+    smoothing: float,
+    progress: gr.Progress = gr.Progress(),
+) -> tuple[str, str]:
+    """``/colorize_video``: the colorized MP4 (source fps and audio) and a note."""
+    require(video, "a video")
+    report = progress_reporter(progress)
+    colorizer = Colorizer.from_pretrained(model)
+    rf = _render_factor(render_factor, DEFAULT_RENDER_FACTOR_VIDEO)
+    start = time.perf_counter()
+    out = colorizer.colorize_video(
+        video, None, rf, bool(post_process), smoothing=float(smoothing or 0.0), progress=report
+    )
+    note = f"**{model}** at render factor {rf}, temporal smoothing {float(smoothing or 0):.2f}; done in {time.perf_counter() - start:.1f} s."
+    return str(out), note
+
+
+# --------------------------------------------------------------------------- layout
+
+
+def _model_radio(default: str) -> gr.Radio:
+    return gr.Radio(MODEL_CHOICES, value=default, label="Model", info="One network each; the same photo can look quite different.")
+
+
+def _post_process_box() -> gr.Checkbox:
+    return gr.Checkbox(
+        value=True,
+        label="Keep the photo's own detail (post-process)",
+        info="Use only the network's colour and the original's full-resolution brightness, as DeOldify does.",
+    )
+
+
+def build() -> None:
+    gr.Markdown(
+        "Colorize black-and-white photos and film with **DeOldify** (Jason Antic; NoGAN-trained U-Net with "
+        "self-attention). Try **Sweep** to compare render factors side by side."
+    )
+    with gr.Tabs():
+        with gr.Tab("Photo"):
+            with gr.Row():
+                with gr.Column():
+                    photo = gr.Image(
+                        label="Black-and-white photo",
+                        type="filepath",
+                        sources=["upload", "webcam", "clipboard"],
+                        height=360,
+                    )
+                    model = _model_radio("artistic")
+                    render_factor = gr.Slider(
+                        RENDER_FACTOR_MIN, RENDER_FACTOR_MAX, value=DEFAULT_RENDER_FACTOR_IMAGE, step=1,
+                        label="Render factor", info=RENDER_FACTOR_INFO,
+                    )  # fmt: skip
+                    post_process = _post_process_box()
+                    with gr.Row():
+                        button = gr.Button("Colorize", variant="primary")
+                        sweep_button = gr.Button("Sweep")
+                    sweep_factors = gr.CheckboxGroup(
+                        SWEEP_CHOICES, value=DEFAULT_SWEEP_CHOICE, label="Render factors for the sweep"
+                    )
+                    gr.Markdown(limits_markdown())
+                with gr.Column():
+                    slider = gr.ImageSlider(label="Before / after", type="numpy", format="png", height=420)
+                    download = gr.File(label="Full-resolution PNG")
+                    note = gr.Markdown()
+            gallery = gr.Gallery(label="Render-factor sweep", format="png", columns=4, height="auto")
+            gr.Examples(
+                examples=[[str(p), "artistic", DEFAULT_RENDER_FACTOR_IMAGE, True] for p in example_photos()],
+                inputs=[photo, model, render_factor, post_process],
+                label="Examples (gray photos shipped with scikit-image)",
+            )
+            button.click(
+                run_colorize,
+                inputs=[photo, model, render_factor, post_process],
+                outputs=[slider, download, note],
+                **gpu_event("colorize"),
+            )
+            sweep_button.click(
+                run_sweep,
+                inputs=[photo, model, sweep_factors, post_process],
+                outputs=[gallery],
+                **gpu_event("colorize_sweep"),
+            )
+        with gr.Tab("Video"):
+            with gr.Row():
+                with gr.Column():
+                    video = gr.Video(label="Black-and-white video", sources=["upload"], height=320)
+                    video_model = _model_radio("video")
+                    video_rf = gr.Slider(
+                        RENDER_FACTOR_MIN, RENDER_FACTOR_MAX, value=DEFAULT_RENDER_FACTOR_VIDEO, step=1,
+                        label="Render factor", info="DeOldify's video default is 21; every frame is colorized.",
+                    )  # fmt: skip
+                    video_post = _post_process_box()
+                    smoothing = gr.Slider(
+                        0.0, 0.9, value=0.5, step=0.05, label="Temporal colour smoothing",
+                        info="Blends each frame's colour with the previous frames' to reduce flicker (0 = off, "
+                        "as the original). Resets at scene cuts; brightness is never changed.",
+                    )  # fmt: skip
+                    video_button = gr.Button("Colorize video", variant="primary")
+                    gr.Markdown(limits_markdown())
+                with gr.Column():
+                    video_out = gr.Video(label="Colorized (source fps and audio kept)", height=320)
+                    video_note = gr.Markdown()
+            gr.Examples(
+                examples=[[str(example_video()), "video", DEFAULT_RENDER_FACTOR_VIDEO, True, 0.5]],
+                inputs=[video, video_model, video_rf, video_post, smoothing],
+                label="Example (generated offline: a pan across a scikit-image photo, with a tone as audio)",
+            )
+            video_button.click(
+                run_video,
+                inputs=[video, video_model, video_rf, video_post, smoothing],
+                outputs=[video_out, video_note],
+                **gpu_event("colorize_video"),
+            )
