@@ -1,0 +1,177 @@
+"""Dance tab (Everybody Dance Now): 1. train a target person, 2. make them dance a source's motion.
+
+Layout and events only; the work is :mod:`pipelines.dance.pipeline`. Training runs as a separate
+background process whose state is on disk, so ``/dance_train`` returns at once with the target id
+and ``/dance_status`` reports progress (also polled by a timer while the page is open); closing
+the browser does not stop it, and a trained target stays in the list for later transfers.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from demos.common import gpu_event, job, limits_markdown, progress_reporter, require
+from pipelines.common.device import gpu, pick_device
+from pipelines.common.errors import InputError
+from pipelines.dance import pipeline
+
+TITLE = "Dance"
+CHECKPOINTS: list[str] = ["edn/openpose_body"]
+
+PRESET_CHOICES = [
+    ("Tiny - 128x64, minutes on a CPU (a preview of the method)", "tiny"),
+    ("Fast - 256x128, ngf 32 (GPU: minutes; CPU: an hour or more)", "fast"),
+    ("Paper - 512x256, ngf 64, 9 blocks: the paper's global stage (GPU)", "paper"),
+]
+
+
+def _target_choices() -> list[tuple[str, str]]:
+    return [(t.label, t.id) for t in pipeline.list_targets()]
+
+
+def _status_outputs(target_id: str | None) -> tuple[str, str | None]:
+    if not target_id:
+        return "No target selected.", None
+    status = pipeline.training_status(target_id)
+    lines = [f"**{target_id}**: {status['summary']}"]
+    lines += [f"- {m}" for m in status.get("messages") or []]
+    if status.get("state") == "interrupted":
+        lines.append("- The training process stopped unexpectedly; start training again to resume from the last checkpoint.")
+    return "\n".join(lines), status.get("preview")
+
+
+# --------------------------------------------------------------------------- events
+
+
+@job
+def run_train(
+    video: str | None,
+    use_sample: bool,
+    name: str,
+    preset: str,
+    minutes: float,
+    continue_training: bool,
+    target_id: str | None,
+    restart: bool,
+) -> tuple[str, str, str | None, dict]:
+    """``/dance_train``: start training in the background and return the target id at once.
+    ``continue_training`` trains the selected ``target_id`` again (resuming from its checkpoint
+    unless ``restart``); otherwise a new target from the video or the sample dancer."""
+    if continue_training:
+        require(target_id, "a target to continue")
+        target_id = pipeline.train_target(target_id=target_id, preset=preset, minutes=float(minutes), resume=not restart)
+    elif use_sample:
+        target_id = pipeline.train_target(sample=True, preset=preset, minutes=float(minutes), resume=not restart)
+    else:
+        require(video, "a video of the target person (or tick 'use the sample dancer')")
+        target_id = pipeline.train_target(video, name=(name or "").strip() or None, preset=preset, minutes=float(minutes))
+    summary, preview = _status_outputs(target_id)
+    return target_id, summary, preview, gr.update(choices=_target_choices(), value=target_id)
+
+
+@job
+def run_status(target_id: str | None) -> tuple[str, str | None]:
+    """``/dance_status``: the training job's state, held-out L1 history and latest preview."""
+    return _status_outputs(target_id)
+
+
+@job
+def run_stop(target_id: str | None) -> str:
+    require(target_id, "a target")
+    pipeline.stop_training(target_id)
+    return f"Stop requested for **{target_id}**: it saves a checkpoint and stops at its next step."
+
+
+@job
+@gpu(duration=600)
+def run_transfer(
+    target_id: str | None,
+    video: str | None,
+    use_sample_motion: bool,
+    side_by_side: bool,
+    normalize: bool,
+    progress: gr.Progress = gr.Progress(),
+) -> tuple[str, str, str]:
+    """``/dance_transfer``: the target performing the source's motion (MP4 with the source's audio)."""
+    require(target_id, "a trained target (step 1)")
+    if not use_sample_motion and not video:
+        raise InputError("Upload the dancing source video, or tick 'use the sample motion'.")
+    result = pipeline.transfer(
+        target_id, None if use_sample_motion else video, sample_motion=bool(use_sample_motion),
+        side_by_side=bool(side_by_side), normalize=bool(normalize), progress=progress_reporter(progress),
+    )  # fmt: skip
+    note = f"{result.n_frames} frames at {result.fps:g} fps" + "".join(f"\n- {n}" for n in result.notes)
+    return str(result.path), str(result.path), note
+
+
+def _refresh_targets(current: str | None) -> dict:
+    choices = _target_choices()
+    ids = [c[1] for c in choices]
+    return gr.update(choices=choices, value=current if current in ids else (ids[0] if ids else None))
+
+
+# --------------------------------------------------------------------------- layout
+
+
+def build() -> None:
+    device = pick_device().type
+    gr.Markdown(
+        "Make a person dance with **Everybody Dance Now** (Chan et al., ICCV 2019): a pix2pixHD generator "
+        "learns *stick figure -> this person* from one video of them, then renders them following another "
+        "dancer's poses, frame by frame with temporal feedback and a face GAN. No pretrained dancer exists: "
+        f"each target is trained here (this server runs on **{device}**). Poses come from OpenPose "
+        "(`edn/openpose_body` in the Models tab); the sample dancer and sample motion need no weights."
+    )
+    with gr.Row():
+        target = gr.Dropdown(_target_choices(), label="Target person", info="Trained (or training) targets, reusable.", scale=4)
+        refresh = gr.Button("Refresh list", size="sm", scale=1)
+    with gr.Tab("1. Target"):
+        with gr.Row():
+            with gr.Column():
+                target_video = gr.Video(label="Video of the target person (whole body, plain background)", sources=["upload"], height=260)
+                use_sample = gr.Checkbox(value=False, label="Use the sample dancer instead (procedural, offline)")
+                name = gr.Textbox(label="Name", placeholder="e.g. grandpa")
+                preset = gr.Radio(PRESET_CHOICES, value="tiny" if device == "cpu" else "fast", label="Model size")
+                minutes = gr.Slider(1, 240, value=10 if device == "cpu" else 30, step=1, label="Time budget (minutes)",
+                                    info="Training stops at the budget; start again to continue from the checkpoint.")  # fmt: skip
+                continue_box = gr.Checkbox(value=False, label="Continue training the selected target")
+                restart = gr.Checkbox(value=False, label="Restart from scratch (discard its checkpoint)")
+                with gr.Row():
+                    train_button = gr.Button("Start training", variant="primary")
+                    status_button = gr.Button("Refresh status")
+                    stop_button = gr.Button("Stop", variant="stop")
+                gr.Markdown(limits_markdown())
+            with gr.Column():
+                job_id = gr.Textbox(label="Job (target id)", interactive=False)
+                status = gr.Markdown("Pick a target or start training.")
+                preview = gr.Image(label="Held-out preview: label | generated | real", type="filepath", height=260)
+        timer = gr.Timer(5.0)
+    with gr.Tab("2. Motion"), gr.Row():
+        with gr.Column():
+            source_video = gr.Video(label="Dancing source video", sources=["upload"], height=260)
+            use_motion = gr.Checkbox(value=False, label="Use the sample motion instead")
+            side = gr.Checkbox(value=True, label="Side by side: source | stick figure | result")
+            normalize = gr.Checkbox(value=True, label="Normalise the source's poses to the target (position, size)")
+            transfer_button = gr.Button("Make the target dance", variant="primary")
+        with gr.Column():
+            result_video = gr.Video(label="Result (source fps and audio)", height=260)
+            download = gr.File(label="Download MP4")
+            note = gr.Markdown()
+
+    train_button.click(
+        run_train,
+        inputs=[target_video, use_sample, name, preset, minutes, continue_box, target, restart],
+        outputs=[job_id, status, preview, target],
+        **gpu_event("dance_train"),
+    )
+    status_button.click(run_status, inputs=[target], outputs=[status, preview], **gpu_event("dance_status"))
+    target.change(run_status, inputs=[target], outputs=[status, preview], api_name=False, queue=False)
+    timer.tick(run_status, inputs=[target], outputs=[status, preview], api_name=False, queue=False, show_progress="hidden")
+    stop_button.click(run_stop, inputs=[target], outputs=[status], api_name="dance_stop", queue=False)
+    refresh.click(_refresh_targets, inputs=[target], outputs=[target], api_name=False, queue=False)
+    transfer_button.click(
+        run_transfer,
+        inputs=[target, source_video, use_motion, side, normalize],
+        outputs=[result_video, download, note],
+        **gpu_event("dance_transfer"),
+    )
