@@ -118,3 +118,22 @@ def test_bad_input_is_refused(fixture_weights: None, tmp_path: Path) -> None:
     junk.write_bytes(b"not an image")
     with pytest.raises(InputError):
         pipe(str(junk))
+
+
+def test_restore_tab_through_gradio_client(app_client, ensure_fixtures, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+
+    from demos.restore import TITLE, example_photos
+
+    assert TITLE == "Restore" and len(example_photos()) >= 2
+    ensure_fixtures(RestorationPipeline.checkpoints(with_scratch=True, hr=False, enhance_faces=True))
+    for name, scratched in (("portrait.png", False), ("scratched.png", True)):
+        path = tmp_path / name
+        Image.fromarray(_small_old_photo(scratched, size=(160, 160))).save(path)
+        slider, gallery, note = app_client.predict(handle_file(str(path)), scratched, False, True, api_name="/restore")
+        before, after = (item["path"] if isinstance(item, dict) else item for item in slider)
+        assert Image.open(before).size == Image.open(after).size == (160, 160)
+        captions = [item.get("caption") for item in gallery]
+        assert "Global restoration (stage 1)" in captions
+        assert ("Scratch mask (white = repaired)" in captions) == scratched
+        assert "Done in" in note and "as the original" in note
