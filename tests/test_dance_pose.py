@@ -262,3 +262,22 @@ def test_sample_is_deterministic_and_poses_match_the_pixels() -> None:
             assert pose.face[:, 2].mean() >= 0.2 and math.isclose(pose.body[:, 2].min(), 1.0)
     with pytest.raises(InputError):
         make_sample_target(seconds=0)
+
+
+def test_face_points_come_from_a_crop_around_the_head(reference_dir: Path) -> None:
+    from pipelines.common import faces
+    from pipelines.common.media import load_image
+
+    image = load_image(reference_dir / "tpsmm/data/source.png")  # a frontal portrait
+    whole = faces.face_landmarks(image)
+    assert whole, "dlib finds the portrait's face"
+    lm = whole[0]
+    body = np.zeros((23, 3))
+    body[sk.NOSE] = *lm[30], 1
+    body[sk.NECK] = lm[8, 0], lm[8, 1] + 0.5 * (lm[8, 1] - lm[30, 1]), 1
+    face = op._face_for(image, body)
+    assert face is not None and np.abs(face[:68, :2] - lm).max() <= 1.0
+    assert face[68, :2] == pytest.approx(lm[36:42].mean(0)) and face[69, :2] == pytest.approx(lm[42:48].mean(0))
+    canvas = render_canvas(Pose(body, face=face), canvas_shape=(image.shape[0] + 40, image.shape[1] + 40))
+    x, y = (int(v) for v in face[30, :2])
+    assert tuple(canvas[y, x]) == (0, 0, 0)  # the sparse face dots are drawn (mean confidence >= 0.2)

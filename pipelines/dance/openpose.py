@@ -47,7 +47,7 @@ from scipy.ndimage import gaussian_filter
 from torch import nn
 
 from pipelines.common.errors import InputError
-from pipelines.dance.skeleton import NOSE, Pose, coco18_to_body23
+from pipelines.dance.skeleton import NECK, NOSE, Pose, coco18_to_body23
 
 CHECKPOINT_ID = "edn/openpose_body"
 
@@ -540,10 +540,23 @@ def face70_from_landmarks(landmarks68: np.ndarray, confidence: float = 1.0) -> n
 
 
 def _face_for(frame_rgb: np.ndarray, body: np.ndarray) -> np.ndarray | None:
-    """70 face points of the face nearest the body's nose, from the shared dlib landmarker."""
+    """70 face points of the face nearest the body's nose, from the shared dlib landmarker.
+
+    When the nose and neck are found only a square around the head is searched (a few times
+    faster than the whole frame on 1080p video, and it cannot pick another person's face).
+    """
     from pipelines.common import faces
 
-    found = faces.face_landmarks(frame_rgb)
+    offset = np.zeros(2)
+    region = frame_rgb
+    if body[NOSE, 2] > 0 and body[NECK, 2] > 0:
+        half = max(1.6 * float(np.linalg.norm(body[NOSE, :2] - body[NECK, :2])), 48.0)
+        h, w = frame_rgb.shape[:2]
+        x0, y0 = int(max(body[NOSE, 0] - half, 0)), int(max(body[NOSE, 1] - half, 0))
+        x1, y1 = int(min(body[NOSE, 0] + half, w)), int(min(body[NOSE, 1] + half, h))
+        if x1 - x0 >= 32 and y1 - y0 >= 32:
+            region, offset = frame_rgb[y0:y1, x0:x1], np.array([x0, y0], dtype=np.float64)
+    found = [lm + offset for lm in faces.face_landmarks(region)]
     if not found:
         return None
     if body[NOSE, 2] > 0:
