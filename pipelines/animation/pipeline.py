@@ -319,6 +319,7 @@ def animate(
     crop_driving: bool = True,
     side_by_side: bool = True,
     batch_size: int = 4,
+    pipeline: TPSMMPipeline | None = None,
     progress: ProgressFn | None = None,
 ) -> AnimateOutput:
     """Animate ``source_image`` by ``driving_video`` and write the result videos.
@@ -327,11 +328,12 @@ def animate(
     cropped like the training data, animated and pasted back into the whole photo; the driving
     video is cropped around its face when ``crop_driving``. Other models animate the whole photo
     resized to their square input and resize the result back. Output: H.264 at the driving fps
-    with the driving audio; ``side_by_side`` adds a (driving | result) video.
+    with the driving audio; ``side_by_side`` adds a (driving | result) video. ``pipeline`` reuses
+    an already built pipeline (its config then decides the model).
     """
     started = time.perf_counter()
     report = progress or (lambda f, m="": None)
-    cfg = get_config(model)
+    cfg = pipeline.config if pipeline is not None else get_config(model)
     if mode not in MODES:
         raise InputError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
     if driving_video is None or not str(driving_video).strip():
@@ -366,7 +368,7 @@ def animate(
 
     source_f = resize_like_skimage_0183(source_crop, size)[..., :3]
     report(0.05, "loading the model")
-    pipe = TPSMMPipeline.from_pretrained(cfg.name, batch_size=batch_size)
+    pipe = pipeline or TPSMMPipeline.from_pretrained(cfg.name, batch_size=batch_size)
 
     best = None
     if find_best_frame and cfg.face:
