@@ -2,8 +2,8 @@
 
 The central acceptance test trains a few hundred steps on the sample target and asserts that the
 held-out L1 error falls, then transfers a motion and checks the video's length and fps. The
-other tests cover the on-disk job: resume after interruption, the time budget, the background
-process, and the status of a job whose process died.
+other tests cover the on-disk job (resume after interruption, the time budget, the status of a
+job whose process died), audio, and the tab's endpoints with a real background process.
 """
 
 from __future__ import annotations
@@ -113,17 +113,25 @@ def _source_with_audio(folder: Path, frames: list[np.ndarray], fps: float) -> Pa
     return media.mux_audio(silent, tone, folder / "source.mp4")
 
 
-@pytest.fixture()
-def uploaded_transfer(data_dir, one_thread, sample_target, monkeypatch):
+@pytest.fixture(scope="module")
+def uploaded_transfer(tmp_path_factory: pytest.TempPathFactory, sample_target):
     """A tiny trained target and the transfer of a 9-frame video with audio. Poses come from the
     estimator in the app; here they are the sample's exact poses (no OpenPose weights in tests)."""
-    path = _tiny_target(data_dir, sample_target)
-    config = TrainConfig(**{**TINY, "max_steps": 2, "face_fraction": 0.5, "eval_every": 2, "preview_every": 2, "checkpoint_every": 2})
-    training.Trainer(path, config, training.target_training_data(path, config)).run()
-    frames, poses, _ = sample_target
-    source = _source_with_audio(data_dir, frames[:9], 12.5)
-    monkeypatch.setattr(training, "detect_poses", lambda fr, progress=None: list(poses[: len(fr)]))
-    return source, pipeline.transfer("tiny", source)
+    folder = tmp_path_factory.mktemp("dance-upload")
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NOSTALGIA_DATA_DIR", str(folder / "data"))
+        mp.setenv("NOSTALGIA_OUTPUT_DIR", str(folder / "out"))
+        torch.set_num_threads(1)
+        path = _tiny_target(folder / "data", sample_target)
+        config = TrainConfig(**{**TINY, "max_steps": 2, "face_fraction": 0.5, "eval_every": 2, "preview_every": 2, "checkpoint_every": 2})
+        training.Trainer(path, config, training.target_training_data(path, config)).run()
+        frames, poses, _ = sample_target
+        source = _source_with_audio(folder, frames[:9], 12.5)
+        mp.setattr(training, "detect_poses", lambda fr, progress=None: list(poses[: len(fr)]))
+        result = pipeline.transfer("tiny", source)
+        torch.set_num_threads(threads)
+    return source, result
 
 
 def test_transfer_of_an_uploaded_video_keeps_its_audio_and_fps(uploaded_transfer) -> None:
@@ -171,25 +179,6 @@ def test_time_budget_stops_training(data_dir, one_thread, sample_target) -> None
     assert status.elapsed_s >= 0.5
 
 
-def test_background_job_runs_in_its_own_process(data_dir, sample_target) -> None:
-    path = _tiny_target(data_dir, sample_target)
-    config = TrainConfig(**{**TINY, "max_steps": 3, "face": False, "eval_every": 3, "preview_every": 3,
-                            "checkpoint_every": 3, "threads": 1})  # fmt: skip
-    pid = training.launch(path, config)
-    assert pid != os.getpid()
-    with pytest.raises(InputError, match="already training"):
-        training.launch(path, config)
-    deadline = time.time() + 240
-    status = training.read_status(path)
-    while status.get("running") or status.get("state") in ("queued", "preparing", "training"):
-        assert time.time() < deadline, f"background job did not finish: {status}"
-        time.sleep(1.0)
-        status = training.read_status(path)
-    assert status["state"] == "done", (path / "job" / "log.txt").read_text()[-2000:]
-    assert status["step"] == 3 and status["pid"] == pid
-    assert (path / "job" / "checkpoint.pt").exists() and (path / "job" / "preview.png").exists()
-
-
 def test_a_dead_job_is_reported_interrupted(data_dir, sample_target) -> None:
     path = _tiny_target(data_dir, sample_target, n=8)
     (path / "job").mkdir()
@@ -207,3 +196,42 @@ def test_bad_settings_are_input_errors(data_dir) -> None:
         pipeline.training_status("../etc")
     with pytest.raises(InputError, match="Upload a video"):
         pipeline.create_target(None)
+
+
+def _file(value: object) -> str:
+    if isinstance(value, dict):
+        return _file(value.get("path") or value.get("video") or value.get("value"))
+    return str(value)
+
+
+def test_dance_tab_endpoints(app_client, data_dir) -> None:
+    """``/dance_train`` returns at once with the job id; ``/dance_stop`` ends it early (after a
+    checkpoint); ``/dance_status`` reports it; ``/dance_transfer`` renders the sample motion."""
+    start = time.time()
+    target_id, summary, _, selected = app_client.predict(None, True, "", "tiny", 1, False, None, False, api_name="/dance_train")
+    selected = selected.get("value") if isinstance(selected, dict) else selected  # the target list, updated
+    assert time.time() - start < 60 and target_id == selected == pipeline.SAMPLE_TARGET_ID
+    assert any(state in summary for state in ("queued", "preparing", "training"))
+    job = data_dir / "dance_targets" / target_id
+    pid = training.read_status(job)["pid"]
+    assert pid and pid != os.getpid()  # its own process: closing the browser does not stop it
+    with pytest.raises(InputError, match="already training"):
+        training.launch(job, training.job_config(job))
+    assert "Stop requested" in app_client.predict(target_id, api_name="/dance_stop")
+    deadline = time.time() + 240
+    while True:
+        summary, preview = app_client.predict(target_id, api_name="/dance_status")
+        if "stopped" in summary or "done" in summary or "failed" in summary:
+            break
+        assert time.time() < deadline, summary
+        time.sleep(2.0)
+    assert summary.startswith(f"**{target_id}**: stopped"), summary
+    assert preview and Path(_file(preview)).exists()
+    assert (job / "job" / "checkpoint.pt").exists() and (job / "model" / "net_G.safetensors").exists()
+    with pytest.raises(Exception, match="source video"):
+        app_client.predict(target_id, None, False, False, True, api_name="/dance_transfer")
+    video, download, note = app_client.predict(target_id, None, True, True, True, api_name="/dance_transfer")
+    probe = probe_video(_file(video))
+    n_motion = len(pipeline.sample_motion_arrays()[0])
+    assert probe.n_frames == n_motion and (probe.width, probe.height) == (3 * 128, 64)
+    assert f"{n_motion} frames" in note and Path(_file(download)).suffix == ".mp4"

@@ -215,6 +215,7 @@ def train_target(
             for stale in ("checkpoint.pt", "status.json"):
                 (path / "job" / stale).unlink(missing_ok=True)
         (path / "job").mkdir(parents=True, exist_ok=True)
+        (path / "job" / "stop").unlink(missing_ok=True)
         training.write_json(path / "job" / "config.json", asdict(config))
         training.run_job(path)
     return target_id

@@ -594,8 +594,7 @@ class Trainer:
     def run(self) -> Status:
         cfg = self.config
         budget = cfg.time_budget_min * 60
-        stop_flag = self.job_dir / "stop"
-        stop_flag.unlink(missing_ok=True)
+        stop_flag = self.job_dir / "stop"  # cleared when a job is launched, so an early stop is kept
         for m in self.messages:
             log.info(m)
         if not self.status.heldout_l1:
@@ -739,6 +738,7 @@ def launch(target_dir: Path, config: TrainConfig, *, resume: bool = True) -> int
     if not resume:
         for name in ("checkpoint.pt", "status.json", "preview.png"):
             (job_dir / name).unlink(missing_ok=True)
+    (job_dir / "stop").unlink(missing_ok=True)
     write_json(job_dir / "config.json", asdict(config))
     write_json(job_dir / "status.json", {**asdict(Status(budget_s=config.time_budget_min * 60, max_steps=config.max_steps)),
                                          "updated": time.time()})  # fmt: skip

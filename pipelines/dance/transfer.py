@@ -104,6 +104,20 @@ def generate_sequence(
 # --------------------------------------------------------------------------- the video path
 
 
+def letterbox(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A source frame placed as its keypoints are (EDN's fit onto the 1920x1080 canvas, then the
+    label size), in one warp straight to ``size`` = (width, height): for the side-by-side view."""
+    import cv2
+
+    from pipelines.dance.render import CANVAS_SHAPE, canvas_transform
+
+    fit = canvas_transform(frame.shape)
+    scale, (tx, ty) = fit if fit is not None else (1.0, (0.0, 0.0))
+    sx, sy = size[0] / CANVAS_SHAPE[1], size[1] / CANVAS_SHAPE[0]
+    matrix = np.float32([[scale * sx, 0, tx * sx], [0, scale * sy, ty * sy]])
+    return cv2.warpAffine(np.ascontiguousarray(frame), matrix, size, flags=cv2.INTER_AREA)
+
+
 @dataclass
 class TransferResult:
     path: Path
@@ -226,7 +240,7 @@ class DanceTransferPipeline:
         the source's length and fps, with its audio; ``side_by_side``: source | stick figure | result."""
         from pipelines.common.errors import InputError
         from pipelines.common.media import new_output_path, read_video, write_video
-        from pipelines.dance.render import fit_frame_to_canvas, fit_pose_to_canvas, resize_to_label
+        from pipelines.dance.render import fit_pose_to_canvas
         from pipelines.dance.training import detect_poses
 
         report = progress or (lambda f, m: None)
@@ -249,9 +263,8 @@ class DanceTransferPipeline:
         labels, boxes = self.labels(poses)
         result = self.generate(labels, boxes, report)
         if side_by_side:
-            size = (self.width, self.height)
             result = [
-                np.concatenate([resize_to_label(fit_frame_to_canvas(np.asarray(src)), size), lab, res], axis=1)
+                np.concatenate([letterbox(np.asarray(src), (self.width, self.height)), lab, res], axis=1)
                 for src, lab, res in zip(frames, labels, result, strict=True)
             ]
         report(0.97, "encoding the video")
