@@ -54,8 +54,19 @@ def test_yml_reader_and_body_formats(reference_dir: Path) -> None:
     assert np.array_equal(Pose.from_flat(body25.ravel()).body, pose.body)
 
 
+def test_other_body_formats_are_drawn_with_their_own_tables() -> None:
+    assert Pose.from_flat([1.0] * 60).is_empty  # not one person: skipped like EDN's "EMPTY"
+    assert Pose.from_flat([1.0] * 75, map_25_to_23=False).body_format == "BODY_25"
+    coco = np.zeros((18, 3))
+    coco[1] = 960, 300, 1  # neck
+    coco[8] = 960, 700, 1  # right hip: COCO limb (1, 8) in the colour of joint 1, BGR (255, 85, 0)
+    pose = Pose.from_flat(coco.ravel())
+    assert pose.body_format == "COCO"
+    assert tuple(render_canvas(pose)[500, 960]) == (102, 153, 255)
+    assert tuple(render_canvas(Pose(sk.coco18_to_body23(coco)))[500, 960]) == (255, 255, 255)  # no neck-hip limb in BODY_23
+
+
 def test_wrong_keypoint_counts() -> None:
-    assert Pose.from_flat([1.0] * 54).is_empty  # not one BODY_23/25 person: skipped like EDN's "EMPTY"
     with pytest.raises(InputError, match="70 keypoints"):
         Pose(np.zeros((23, 3)), face=np.zeros(30))
     with pytest.raises(InputError, match="No person"):

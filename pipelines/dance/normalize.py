@@ -93,6 +93,8 @@ def video_stats(poses: PoseSeq, median_frac: float = 0.5, frame_height: int = CA
     toes: list[float] = []
     t2h: dict[float, list[float]] = {}
     for _, pose in _frames(poses):
+        if pose.body_format != "BODY_23":
+            continue  # EDN normalises BODY_23 only (69 numbers); anything else counts as "EMPTY"
         check = pose_stats(pose.body)
         if check is None:
             continue
@@ -237,8 +239,8 @@ def normalize_sequence(
     pending: list[tuple[int, Pose]] = []
     for n in sorted(source) if source_frames is None else source_frames:
         pose = source.get(n)
-        if pose is None or pose.is_empty:
-            continue  # no single person in this frame: ignored, as the original's "EMPTY"
+        if pose is None or pose.body_format != "BODY_23":
+            continue  # no single BODY_23 person in this frame: ignored, as the original's "EMPTY"
         check = pose_stats(pose.body)
         if check is None and min_coords is None:
             continue

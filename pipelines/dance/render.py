@@ -3,7 +3,7 @@
 The GAN learns "label image -> person", so labels at transfer time must be pixel-compatible with
 the labels it was trained on; hence this module reproduces ``graph_train.py`` /
 ``renderopenpose.py`` (renderpose23, renderface_sparse, renderhand, aveface, makebox128) down to
-OpenCV's rounding: BGR colour tables, a 1920x1080 white canvas, joints as radius-8 dots, limbs as
+OpenCV's rounding: BGR colour tables (BODY_23; COCO-18 and BODY_25 files too), a 1920x1080 white canvas, joints as radius-8 dots, limbs as
 1-degree ``ellipse2Poly`` polygons blended 60 % over the canvas one by one, 8 black face dots, hand
 skeletons, then RGB and PIL LANCZOS to 1024x512. The face box is the 128x128 square in label
 pixels around the nose that the face GAN crops.
@@ -50,6 +50,33 @@ BODY23_LIMBS = (
     (10, 12), (7, 13), (13, 14), (14, 15), (15, 16), (15, 17), (0, 18), (18, 19), (19, 20),
     (18, 21), (21, 22),
 )  # fmt: skip
+# renderposeCOCO: Hzzone/OpenPose COCO palette, 17 limbs (no ear-shoulder sticks).
+COCO_COLORS_BGR = (
+    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0), (0, 255, 0),
+    (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255), (0, 0, 255), (85, 0, 255),
+    (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85),
+)  # fmt: skip
+COCO_LIMBS = (
+    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13),
+    (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),
+)  # fmt: skip
+# renderpose25 (BODY_25 files drawn without --map_25_to_23).
+BODY25_COLORS_BGR = (
+    (255, 0, 85), (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0),
+    (0, 255, 0), (255, 0, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255),
+    (0, 0, 255), (255, 0, 170), (170, 0, 255), (255, 0, 255), (85, 0, 255), (0, 0, 255), (0, 0, 255),
+    (0, 0, 255), (0, 255, 255), (0, 255, 255), (0, 255, 255),
+)  # fmt: skip
+BODY25_LIMBS = (
+    (0, 1), (0, 15), (0, 16), (1, 2), (1, 5), (1, 8), (2, 3), (3, 4), (5, 6), (6, 7), (8, 9), (8, 12),
+    (9, 10), (10, 11), (11, 22), (11, 24), (12, 13), (13, 14), (14, 19), (14, 21), (15, 17), (16, 18),
+    (19, 20), (22, 23),
+)  # fmt: skip
+BODY_STYLES = {  # joints -> (colours, limbs)
+    23: (BODY23_COLORS_BGR, BODY23_LIMBS),
+    25: (BODY25_COLORS_BGR, BODY25_LIMBS),
+    18: (COCO_COLORS_BGR, COCO_LIMBS),
+}
 HAND_COLORS_BGR = (
     (230, 53, 40), (231, 115, 64), (233, 136, 31), (213, 160, 13), (217, 200, 19), (170, 210, 35),
     (139, 228, 48), (83, 214, 45), (77, 192, 46), (83, 213, 133), (82, 223, 190), (80, 184, 197),
@@ -97,14 +124,18 @@ def _blend_stick(canvas: np.ndarray, a: np.ndarray, b: np.ndarray, half_width: i
     return canvas
 
 
-def draw_body23(canvas_bgr: np.ndarray, body: np.ndarray) -> np.ndarray:
-    """Joints (radius 8, no blending), then the 22 limbs (blended), on a BGR canvas, in place."""
+def draw_body(canvas_bgr: np.ndarray, body: np.ndarray) -> np.ndarray:
+    """Joints (radius 8, no blending), then the limbs (blended, colour of their first joint), on a
+    BGR canvas, in place; BODY_23, BODY_25 or COCO-18 by the number of joints (EDN's renderpose)."""
+    if len(body) not in BODY_STYLES:
+        raise InputError(f"A pose of {len(body)} joints cannot be drawn (BODY_23, BODY_25 or COCO-18 expected).")
+    colours, limbs = BODY_STYLES[len(body)]
     for i, (x, y, c) in enumerate(body):
         if c > 0:
-            cv2.circle(canvas_bgr, (int(x), int(y)), 8, BODY23_COLORS_BGR[i], thickness=-1)
-    for ia, ib in BODY23_LIMBS:
+            cv2.circle(canvas_bgr, (int(x), int(y)), 8, colours[i], thickness=-1)
+    for ia, ib in limbs:
         if body[ia, 2] > 0 and body[ib, 2] > 0:
-            _blend_stick(canvas_bgr, body[ia], body[ib], 4, BODY23_COLORS_BGR[ia])
+            _blend_stick(canvas_bgr, body[ia], body[ib], 4, colours[ia])
     return canvas_bgr
 
 
@@ -145,7 +176,7 @@ def render_canvas(
         raise InputError("No person in this frame: there is no pose to draw.")
     canvas = np.full((*canvas_shape, 3), 255, dtype=np.uint8)
     out: dict[str, np.ndarray] = {}
-    draw_body23(canvas, pose.body)
+    draw_body(canvas, pose.body)
     if stages:
         out["pose"] = canvas[:, :, ::-1].copy()
     draw_face_sparse(canvas, pose.face, num_face_keypoints)
@@ -188,13 +219,14 @@ def make_box(miny: int, maxy: int, minx: int, maxx: int, size: tuple[int, int] =
 
 def face_centre(body: np.ndarray) -> tuple[float, float]:
     """Nose if found, else the ear midpoint, else the right ear, else the left ear (EDN's aveface)."""
-    if body[NOSE, 2] > 0:
-        return float(body[NOSE, 0]), float(body[NOSE, 1])
-    if body[R_EAR, 2] > 0 and body[L_EAR, 2] > 0:
-        return 0.5 * (body[R_EAR, 0] + body[L_EAR, 0]), 0.5 * (body[R_EAR, 1] + body[L_EAR, 1])
-    if body[R_EAR, 2] > 0:
-        return float(body[R_EAR, 0]), float(body[R_EAR, 1])
-    return float(body[L_EAR, 0]), float(body[L_EAR, 1])
+    nose, r_ear, l_ear = {23: (NOSE, R_EAR, L_EAR), 25: (0, 17, 18)}.get(len(body), (0, 16, 17))
+    if body[nose, 2] > 0:
+        return float(body[nose, 0]), float(body[nose, 1])
+    if body[r_ear, 2] > 0 and body[l_ear, 2] > 0:
+        return 0.5 * (body[r_ear, 0] + body[l_ear, 0]), 0.5 * (body[r_ear, 1] + body[l_ear, 1])
+    if body[r_ear, 2] > 0:
+        return float(body[r_ear, 0]), float(body[r_ear, 1])
+    return float(body[l_ear, 0]), float(body[l_ear, 1])
 
 
 def face_box(
@@ -203,8 +235,13 @@ def face_box(
     canvas_shape: tuple[int, int] = CANVAS_SHAPE,
     buffer: int = BOX_BUFFER,
     box: int = FACE_BOX,
+    limits: tuple[int, int] | None = None,
 ) -> tuple[int, int, int, int]:
-    """The face crop ``(miny, maxy, minx, maxx)`` in label pixels (``train_facetexts128``)."""
+    """The face crop ``(miny, maxy, minx, maxx)`` in label pixels (``train_facetexts128``).
+
+    ``limits`` = (width, height) the box is kept inside (default: the label ``size``; the
+    original scripts always clamp to 1024x512, whatever their ``--output_dim``).
+    """
     cx, cy = face_centre(body)
     scalex = float(size[0]) / float(canvas_shape[1])
     scaley = float(size[1]) / float(canvas_shape[0])
@@ -212,7 +249,7 @@ def face_box(
     miny = int(max(cy - buffer, 0) * scaley)
     maxx = int(min(cx + buffer, canvas_shape[1]) * scalex)
     maxy = int(min(cy + buffer, canvas_shape[0]) * scaley)
-    return make_box(miny, maxy, minx, maxx, size, box)
+    return make_box(miny, maxy, minx, maxx, limits or size, box)
 
 
 def render_label(

@@ -18,7 +18,9 @@ sample data.
 API::
 
     Pose(body, face=None, hand_right=None, hand_left=None)   # (23,3) / (70,3) / (21,3) float64
-    Pose.from_flat(pose, face, hand_right, hand_left)        # flat OpenPose lists
+    Pose.from_flat(pose, face, hand_right, hand_left)        # flat OpenPose lists (BODY_25 -> BODY_23)
+    # COCO-18 / BODY_25 bodies can also be kept as read (body (18,3) / (25,3)): the label renderer
+    # draws them like EDN's renderposeCOCO / renderpose25; everything else expects BODY_23.
     coco18_to_body23(coco) -> (23, 3);  body23_to_coco18(body) -> (18, 3)
     body25_to_body23(body25) -> (23, 3)
     read_keypoints_yml(path) -> list[float];  read_keypoints_json(path) -> dict[str, list[float]]
@@ -86,7 +88,9 @@ class Pose:
 
     def __post_init__(self) -> None:
         if self.body is not None:
-            self.body = _points(self.body, NUM_BODY, "body")
+            arr = np.asarray(self.body, dtype=np.float64)
+            joints = arr.size // 3 if arr.size in (54, 75) else NUM_BODY  # COCO-18 / BODY_25 kept when given
+            self.body = _points(arr, joints, "body")
         self.face = _points(self.face, NUM_FACE, "face")
         self.hand_right = _points(self.hand_right, NUM_HAND, "right hand")
         self.hand_left = _points(self.hand_left, NUM_HAND, "left hand")
@@ -98,13 +102,16 @@ class Pose:
         face: list[float] | np.ndarray | None = None,
         hand_right: list[float] | np.ndarray | None = None,
         hand_left: list[float] | np.ndarray | None = None,
+        *,
+        map_25_to_23: bool = True,
     ) -> Pose:
-        """From OpenPose flat lists. A pose of 75 numbers (BODY_25) is mapped to BODY_23; any length
-        other than 69/75 means "no single person" (EDN's "EMPTY or more than one person")."""
+        """From OpenPose flat lists. BODY_25 (75 numbers) is mapped to BODY_23 unless
+        ``map_25_to_23=False`` (then kept, as EDN's ``graph_train.py`` without ``--map_25_to_23``);
+        COCO-18 (54) is kept as is; other lengths mean "no single person" (EDN's "EMPTY")."""
         body = np.asarray(pose if pose is not None else [], dtype=np.float64).ravel()
-        if body.size == 75:
+        if body.size == 75 and map_25_to_23:
             body = body25_to_body23(body.reshape(25, 3))
-        elif body.size != 69:
+        elif body.size not in (54, 69, 75):
             body = None
         return cls(body, face, hand_right, hand_left)
 
@@ -115,6 +122,11 @@ class Pose:
     @property
     def is_empty(self) -> bool:
         return self.body is None
+
+    @property
+    def body_format(self) -> str:
+        """"BODY_23" (what the pipeline uses), "BODY_25" or "COCO" (read from files, drawable), or ""."""
+        return {23: "BODY_23", 25: "BODY_25", 18: "COCO"}.get(0 if self.body is None else len(self.body), "")
 
     def copy(self) -> Pose:
         return Pose(
@@ -214,7 +226,7 @@ def read_keypoints_json(path: str | Path) -> dict[str, list[float]]:
     return out
 
 
-def load_frame_keypoints(folder: str | Path, frame_name: str) -> Pose:
+def load_frame_keypoints(folder: str | Path, frame_name: str, *, map_25_to_23: bool = True) -> Pose:
     """``<folder>/<frame_name>_{pose,face,hand_right,hand_left}.yml`` (or ``<frame_name>_keypoints.json``)."""
     folder = Path(folder)
     yml = {part: folder / f"{frame_name}_{part}.yml" for part in ("pose", "face", "hand_right", "hand_left")}
@@ -225,4 +237,6 @@ def load_frame_keypoints(folder: str | Path, frame_name: str) -> Pose:
         if not js.exists():
             raise InputError(f"No keypoint file for {frame_name} in {folder} (expected {yml['pose'].name} or {js.name}).")
         parts = read_keypoints_json(js)
-    return Pose.from_flat(parts["pose"], parts["face"] or None, parts["hand_right"] or None, parts["hand_left"] or None)
+    return Pose.from_flat(
+        parts["pose"], parts["face"] or None, parts["hand_right"] or None, parts["hand_left"] or None, map_25_to_23=map_25_to_23
+    )
