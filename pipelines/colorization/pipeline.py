@@ -17,6 +17,7 @@ returned as if it were a result), and video can smooth the chrominance over time
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -197,11 +198,17 @@ def _oom_hint(render_factor: int) -> str:
     )
 
 
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
 class Colorizer:
     """One DeOldify generator, loaded once, called many times.
 
-    Build with :meth:`from_pretrained` (weights through the shared model cache). On CUDA the
-    network runs in fp16 autocast with channels_last tensors; on the CPU in float32.
+    Build with :meth:`from_pretrained` (weights through the shared model cache).
+    ``precision``: ``"fp32"`` (default on CPU; reproduces the original), ``"fp16"`` (default on
+    CUDA, autocast) or ``"bf16"`` (CPU autocast: about twice as fast on CPUs with AVX512-BF16, colours
+    within about 1-2 levels of fp32). Tensors are channels_last, which oneDNN and cuDNN run faster
+    (exact up to float rounding).
     """
 
     def __init__(
@@ -210,14 +217,20 @@ class Colorizer:
         config: GeneratorConfig,
         device: torch.device,
         *,
-        half: bool | None = None,
+        precision: str | None = None,
+        channels_last: bool = True,
         overflow: str = "clip",
     ) -> None:
-        self.network = network
+        precision = precision or ("fp16" if device.type == "cuda" else "fp32")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+        if precision == "fp16" and device.type != "cuda":
+            raise ValueError("fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+        self.network = network.to(memory_format=torch.channels_last) if channels_last else network
         self.config = config
         self.device = device
-        self.half = device.type == "cuda" if half is None else half
-        self.channels_last = device.type == "cuda"
+        self.precision = precision
+        self.channels_last = channels_last
         self.overflow = overflow
 
     @classmethod
@@ -228,13 +241,15 @@ class Colorizer:
         """
         config = variant(model)
         dev = pick_device(str(device) if device is not None else None)
-
-        def build() -> DeOldifyGenerator:
-            net = DeOldifyGenerator(config)
-            return net.to(memory_format=torch.channels_last) if dev.type == "cuda" else net
-
-        network = cached_network(config.checkpoint_id, "generator", build, dev)
+        network = cached_network(config.checkpoint_id, "generator", lambda: DeOldifyGenerator(config), dev)
         return cls(network, config, dev, **kwargs)  # type: ignore[arg-type]
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision == "fp16":
+            return autocast(self.device, True, torch.float16)
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     # ---- network step
 
@@ -243,7 +258,7 @@ class Colorizer:
         x = to_network(grays).to(self.device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with oom_guard(_oom_hint(render_factor)), torch.inference_mode(), autocast(self.device, self.half):
+        with oom_guard(_oom_hint(render_factor)), torch.inference_mode(), self._autocast():
             y = self.network(x)
         return to_uint8(y, overflow=self.overflow)
 
