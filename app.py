@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import gradio as gr
 
 from demos import registered_tabs
-from demos.common import limits_markdown
+from demos.common import harden_inputs, limits_markdown
 from pipelines.common.limits import LIMITS
 
 TITLE = "Nostalgia Studio"
@@ -52,7 +52,7 @@ def build_app() -> gr.Blocks:
                 with gr.Tab(tab.TITLE, id=tab.__name__.rsplit(".", 1)[-1]):
                     tab.build()
         demo.load(fixture_banner_html, outputs=banner, api_name=False, queue=False)
-    return demo
+    return harden_inputs(demo)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
@@ -16,6 +19,7 @@ import gradio as gr
 from pipelines.common.device import gpu
 from pipelines.common.errors import NostalgiaError
 from pipelines.common.limits import LIMITS
+from pipelines.common.media import inspect_image
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("nostalgia")
@@ -55,6 +59,75 @@ def job(fn: F) -> F:
             ) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def safe_name(name: str | None, default: str = "upload") -> str:
+    """A user's file name fit to quote in a message: base name only, plain characters, short."""
+    base = Path(str(name or "")).name
+    cleaned = re.sub(r"[^\w.\- ()]", "_", base)[:80].strip()
+    return cleaned or default
+
+
+def _guard_image_input(block: gr.Image) -> None:
+    """Check every upload to ``block`` by content before Gradio or a tab opens it (see
+    :func:`harden_inputs`)."""
+    original = block.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        path = getattr(payload, "path", None)
+        if path and not str(getattr(payload, "url", None) or "").startswith("data:"):
+            try:
+                inspect_image(path, name=safe_name(getattr(payload, "orig_name", None), Path(path).name))
+            except NostalgiaError as exc:
+                raise gr.Error(str(exc), duration=None) from exc
+        return original(payload)
+
+    block.preprocess = preprocess  # type: ignore[method-assign]
+
+
+def _guard_number_input(block: gr.Slider | gr.Number) -> None:
+    """Refuse what Gradio's own range check lets through from the API: a missing value, a
+    string, a boolean, NaN (every comparison with NaN is false) or infinity."""
+    original = block.preprocess
+    label = str(block.label or "A numeric setting")
+
+    def preprocess(payload: Any) -> Any:
+        if payload is None and isinstance(block, gr.Number):
+            return original(payload)
+        if isinstance(payload, bool) or not isinstance(payload, (int, float)) or not math.isfinite(payload):
+            shown = repr(payload)[:40]
+            span = (
+                f" between {block.minimum:g} and {block.maximum:g}"
+                if block.minimum is not None and block.maximum is not None
+                else ""
+            )
+            raise gr.Error(f"{label}: expected a finite number{span}; got {shown}.", duration=None)
+        return original(payload)
+
+    block.preprocess = preprocess  # type: ignore[method-assign]
+
+
+def harden_inputs(demo: gr.Blocks) -> gr.Blocks:
+    """Applied once by ``app.build_app`` to every tab, so no tab can forget it.
+
+    Gradio opens an uploaded image with PIL before the event handler runs: an empty, fake or
+    damaged file then fails inside Gradio with an unspecific error, and a non-RGB file is converted
+    (a 16-bit TIFF clipped to white, a huge grayscale bomb fully decoded). Here each image input
+    first checks the file by content (:func:`pipelines.common.media.inspect_image`: non-empty,
+    a real image, declared pixels within the limit) and answers with a specific message; inputs
+    that hand a file path to the tab keep the file as uploaded (``image_mode=None``), because
+    :func:`pipelines.common.media.load_image` converts every mode correctly. Sliders and number
+    fields refuse non-numbers, NaN and infinity sent through the API with a message naming them
+    (Gradio itself refuses values outside a slider's range, radio choices and checkbox choices).
+    """
+    for block in demo.blocks.values():
+        if isinstance(block, gr.Image):
+            if block.type == "filepath":
+                block.image_mode = None
+            _guard_image_input(block)
+        elif isinstance(block, (gr.Slider, gr.Number)):
+            _guard_number_input(block)
+    return demo
 
 
 def progress_reporter(progress: gr.Progress) -> Callable[[float, str], None]:

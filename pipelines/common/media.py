@@ -81,18 +81,55 @@ def load_image(source: ImageLike, *, max_pixels: int | None = None, name: str | 
         return np.asarray(_to_rgb(ImageOps.exif_transpose(source))).copy()
     path = Path(source)
     label = name or path.name
+    with _decode_errors(label), _open_checked(path, limit, label) as im:
+        if getattr(im, "n_frames", 1) > 1:
+            im.seek(0)  # animated GIF/WebP/multi-page TIFF: the first frame is the photo
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        return np.asarray(_to_rgb(im)).copy()
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image file declares about itself, read without decoding its pixels."""
+
+    width: int
+    height: int
+    format: str
+    mode: str
+    n_frames: int
+
+
+def inspect_image(path: str | os.PathLike, *, max_pixels: int | None = None, name: str | None = None) -> ImageHeader:
+    """Check an uploaded file by its content (never its extension) without decoding it: it must
+    exist, be non-empty, be an image PIL recognises, and declare no more than ``max_pixels``
+    pixels. Raises the same :class:`InputError` messages as :func:`load_image`; cheap enough to
+    run on every upload before anything else opens the file."""
+    limit = LIMITS.max_pixels if max_pixels is None else max_pixels
+    path = Path(path)
+    label = name or path.name
+    with _decode_errors(label), _open_checked(path, limit, label) as im:
+        return ImageHeader(im.size[0], im.size[1], str(im.format or "?"), im.mode, int(getattr(im, "n_frames", 1)))
+
+
+@contextlib.contextmanager
+def _open_checked(path: Path, limit: int, label: str) -> Iterator[Image.Image]:
+    """``Image.open`` after the existence/emptiness checks, with the pixel limit applied to the
+    declared size (before any pixel is decoded)."""
     if not path.exists():
         raise InputError(f"{label}: file not found.")
     if path.stat().st_size == 0:
         raise InputError(f"{label}: the file is empty (0 bytes). Upload the photo again.")
+    with Image.open(path) as im:
+        _check_pixels(*im.size, limit, label)
+        yield im
+
+
+@contextlib.contextmanager
+def _decode_errors(label: str) -> Iterator[None]:
+    """PIL's exceptions -> one specific :class:`InputError` each."""
     try:
-        with Image.open(path) as im:
-            _check_pixels(*im.size, limit, label)
-            if getattr(im, "n_frames", 1) > 1:
-                im.seek(0)  # animated GIF/WebP/multi-page TIFF: the first frame is the photo
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            return np.asarray(_to_rgb(im)).copy()
+        yield
     except InputError:
         raise
     except Image.DecompressionBombError as exc:
@@ -154,6 +191,9 @@ def probe_video(path: str | os.PathLike, *, max_seconds: float | None = None) ->
         meta = next(reader)
         reader.close()
     except (RuntimeError, OSError, StopIteration) as exc:
+        streams = video_streams(path)
+        if streams and "video" not in streams:
+            raise InputError(f"{label}: the file has no video stream (only {', '.join(streams)}); upload a video.") from exc
         raise InputError(
             f"{label}: not a readable video ({str(exc).splitlines()[0] if str(exc) else 'no video stream'})."
         ) from exc
