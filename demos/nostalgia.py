@@ -177,7 +177,7 @@ def build() -> None:
                             enhance_faces = gr.Checkbox(label="enhance faces", value=True)
                         colorize_model = gr.Radio(["artistic", "stable"], value="artistic", label="DeOldify model")
                         render_factor = gr.Slider(7, 45, value=35, step=1, label="Render factor (colour detail)")
-                        motion_seconds = gr.Slider(1, 10, value=3, step=0.5, label="Preset motion length (s)")
+                        motion_seconds = gr.Slider(0.2, 10, value=3, step=0.1, label="Preset motion length (s)")
                     button = gr.Button("Bring it back to life", variant="primary")
                     gr.Markdown(limits_markdown())
                 with gr.Column():
@@ -225,7 +225,7 @@ def build() -> None:
                         s_all_faces = gr.Checkbox(label="all faces", value=True)
                     with gr.Accordion("More options", open=False):
                         s_render_factor = gr.Slider(7, 45, value=35, step=1, label="Render factor (colour detail)")
-                        s_motion_seconds = gr.Slider(1, 10, value=3, step=0.5, label="Motion loop length (s)")
+                        s_motion_seconds = gr.Slider(0.2, 10, value=3, step=0.1, label="Motion loop length (s)")
                     s_button = gr.Button("Tell the story", variant="primary")
                 with gr.Column():
                     s_video = gr.Video(label="Story", format="mp4", height=400)

@@ -294,9 +294,11 @@ def collect_inputs(paths: Sequence[Path], extensions: set[str], recursive: bool)
     return list(dict.fromkeys(inputs)), skipped
 
 
-def run(args: argparse.Namespace, stream: TextIO = sys.stderr) -> int:
+def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
+    """Process every input of ``args`` (see the module docstring); returns the exit status."""
     from pipelines.common.errors import NostalgiaError
 
+    stream = stream or sys.stderr
     task = TASKS[args.command]
     if args.device:
         os.environ["NOSTALGIA_DEVICE"] = args.device
