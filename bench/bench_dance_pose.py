@@ -10,6 +10,9 @@ Baselines are the originals on the build machine (BENCHMARKS.md): OpenPose netwo
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -35,6 +38,15 @@ def _frame_1024x512() -> np.ndarray:
     return np.ascontiguousarray(frames[0][:, :, ::-1])
 
 
+def cpu_seconds(fn: Callable[[], object], repeats: int = 2) -> str:
+    """CPU seconds of this process per call (steadier than wall time on a shared machine)."""
+    fn()
+    start = time.process_time()
+    for _ in range(repeats):
+        fn()
+    return f"CPU {(time.process_time() - start) / repeats:.2f} s/call"
+
+
 def main() -> None:
     torch.set_grad_enabled(False)
     bench = Bench("Dance poses")
@@ -45,17 +57,19 @@ def main() -> None:
     estimator = op.BodyEstimator(net, op.BodyEstimatorConfig(), device, channels_last=True)  # as from_pretrained
 
     square = np.zeros((1, 3, 368, 368), np.float32)
-    bench.time("OpenPose network, one scale", "368x368", lambda: estimator.run_network(square), baseline_s=1.46)
+    run_square = lambda: estimator.run_network(square)  # noqa: E731
+    bench.time("OpenPose network, one scale", "368x368", run_square, baseline_s=1.46, note=cpu_seconds(run_square))
 
     frame = _frame_1024x512()
     inputs = op.network_inputs(frame, estimator.config)
-    bench.time("OpenPose network (Body input)", "1024x512 frame", lambda: estimator.run_network(inputs[0].tensor), baseline_s=0.68)
+    run_net = lambda: estimator.run_network(inputs[0].tensor)  # noqa: E731
+    bench.time("OpenPose network (Body input)", "1024x512 frame", run_net, baseline_s=0.68, note=cpu_seconds(run_net))
     paf, heat = estimator.run_network(inputs[0].tensor)
     bench.time(
         "OpenPose post-processing", "1024x512 frame", lambda: op.body_postprocess([paf[0]], [heat[0]], inputs, estimator.config),
         note=f"{len(op.body_postprocess([paf[0]], [heat[0]], inputs, estimator.config)[0])} peaks (fixture weights)",
     )  # fmt: skip
-    bench.time("OpenPose Body, whole call", "1024x512 frame", lambda: estimator(frame), baseline_s=2.20)
+    bench.time("OpenPose Body, whole call", "1024x512 frame", lambda: estimator(frame), baseline_s=2.20, note=cpu_seconds(lambda: estimator(frame)))
     batch = [frame] * 4
     bench.time("OpenPose Body, batch of 4 (per frame)", "1024x512 frames", lambda: estimator.detect_batch(batch, 4), per=4, baseline_s=2.20)
 

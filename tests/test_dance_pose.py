@@ -138,6 +138,19 @@ def test_grouping_recovers_two_sample_dancers() -> None:
         assert err.max() <= 10, f"part error {err.max():.1f} px"
 
 
+def test_the_dancer_is_tracked_past_a_bystander() -> None:
+    dancer = np.zeros((18, 3))
+    dancer[:16] = np.c_[np.linspace(100, 200, 16), np.linspace(100, 400, 16), np.ones(16)]
+    bystander = dancer.copy()
+    bystander[:, 0] += 600
+    bystander[16:] = 700, 120, 1  # two more parts found: the most complete person
+    fragment = np.vstack([dancer[:6], np.zeros((12, 3))])
+    assert op.pick_person([bystander, dancer]) is bystander
+    assert op.pick_person([bystander, dancer], previous=dancer + np.array([3.0, 2.0, 0.0])) is dancer
+    assert op.pick_person([bystander, fragment], previous=dancer) is bystander  # too incomplete to keep the track
+    assert op.pick_person([], previous=dancer) is None
+
+
 def test_batched_network_matches_single_frames() -> None:
     torch.manual_seed(0)
     net = op.BodyPoseNet(stages=2).eval()

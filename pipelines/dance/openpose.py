@@ -565,6 +565,27 @@ def _face_for(frame_rgb: np.ndarray, body: np.ndarray) -> np.ndarray | None:
     return face70_from_landmarks(found[0])
 
 
+def pick_person(people: Sequence[np.ndarray], previous: np.ndarray | None = None) -> np.ndarray | None:
+    """The dancer among the people of one frame (COCO-18 arrays, most complete first).
+
+    Without history: the most complete person. With the previous frame's choice: among the people
+    nearly as complete as the best (at most 3 parts fewer), the one whose found joints moved least,
+    so a bystander does not steal the track for a frame.
+    """
+    if not people:
+        return None
+    if previous is None:
+        return people[0]
+    best = int((people[0][:, 2] > 0).sum())
+    close = [p for p in people if (p[:, 2] > 0).sum() >= best - 3]
+
+    def distance(p: np.ndarray) -> float:
+        both = (p[:, 2] > 0) & (previous[:, 2] > 0)
+        return float(np.hypot(*(p[both, :2] - previous[both, :2]).T).mean()) if both.any() else float("inf")
+
+    return min(close, key=distance)
+
+
 def estimate_poses(
     frames_rgb: Iterable[np.ndarray],
     *,
@@ -573,21 +594,23 @@ def estimate_poses(
     batch_size: int = 4,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Pose]:
-    """One :class:`Pose` (BODY_23, frame pixels) per RGB frame: the most complete person found, or an
-    empty pose. ``faces=True`` adds the 70 face points from dlib's landmarks (needed for the face
-    dots of the labels); hands are not detected (EDN labels draw them only when present)."""
+    """One :class:`Pose` (BODY_23, frame pixels) per RGB frame: the dancer (see :func:`pick_person`),
+    or an empty pose. ``faces=True`` adds the 70 face points from dlib's landmarks (needed for the
+    face dots of the labels); hands are not detected (EDN labels draw them only when present)."""
     estimator = estimator or BodyEstimator.from_pretrained()
     frames = [np.asarray(f) for f in frames_rgb]
     poses: list[Pose] = []
+    previous: np.ndarray | None = None
     for start in range(0, len(frames), batch_size):
         chunk = frames[start : start + batch_size]
         results = estimator.detect_batch([np.ascontiguousarray(f[:, :, ::-1]) for f in chunk], batch_size)
         for frame, (candidate, subset) in zip(chunk, results, strict=True):
-            people = people_to_coco18(candidate, subset)
-            if not people:
+            person = pick_person(people_to_coco18(candidate, subset), previous)
+            if person is None:
                 poses.append(Pose.empty())
                 continue
-            body = coco18_to_body23(people[0])
+            previous = person
+            body = coco18_to_body23(person)
             face = _face_for(frame, body) if faces else None
             poses.append(Pose(body, face=face))
         if progress:
