@@ -94,6 +94,14 @@ def test_faces_found_after_stage1_are_enhanced_and_blended(fixture_weights: None
     assert left - 60 < xs.mean() < right + 60 and top - 60 < ys.mean() < bottom + 60
 
 
+def test_high_resolution_scratch_mode(ensure_fixtures) -> None:
+    ensure_fixtures(RestorationPipeline.checkpoints(with_scratch=True, hr=True, enhance_faces=False))
+    pipe = RestorationPipeline(device="cpu")
+    result = pipe(_small_old_photo(scratches=True, size=(64, 64)), with_scratch=True, hr=True, enhance_faces=False)
+    assert result.image.shape == (64, 64, 3)
+    assert any(key.startswith("bopbtl/mapping_patch_attention") for key in MODELS.loaded())
+
+
 def test_working_size_and_detail_transfer() -> None:
     assert working_size(640, 480, 1_000_000) is None
     w, h = working_size(2560, 1920, 1_000_000)
