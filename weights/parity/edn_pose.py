@@ -147,8 +147,10 @@ def openpose_body_postprocess(case: Case) -> Outcome:
 def _keypoints_dir_and_frames(case: Case) -> tuple[Path, list[str]]:
     text = case.meta["forward"]["inputs"]
     key_dir = case.file(_first_path(text).rsplit("/", 1)[0])
-    frames = sorted(p.name.removeprefix("canvas1080_full_").removesuffix(".png") for p in case.path.glob("canvas1080_full_*.png"))
-    return key_dir, frames
+    frames = {p.name.removeprefix("canvas1080_full_").removesuffix(".png") for p in case.path.glob("canvas1080_full_*.png")}
+    frames |= {p.name.removeprefix("reproduced_label_").removesuffix(".png") for p in case.path.glob("reproduced_label_*.png")}
+    frames |= set(case.meta.get("reproduction") or {})
+    return key_dir, sorted(frames)
 
 
 def _frame_shape(case: Case, frame: str, myshape: tuple[int, int]) -> tuple[int, int]:
@@ -175,7 +177,7 @@ def render_label_case(case: Case) -> Outcome:
     max_d, mean_d = float(png.get("max_abs_diff", 1)), png.get("mean_abs_diff")
     key_dir, frames = _keypoints_dir_and_frames(case)
     if not frames:
-        raise FileNotFoundError(f"no canvas1080_full_*.png in {case.path}")
+        raise FileNotFoundError(f"no frames named in {case.path} (canvas1080_full_*, reproduced_label_*, reproduction)")
     data_root = key_dir.parent
     for frame in frames:
         raw = load_frame_keypoints(key_dir, frame, map_25_to_23=bool(cfg.get("map_25_to_23", False)))
