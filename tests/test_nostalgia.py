@@ -227,7 +227,7 @@ def test_auto_scratch_decision_follows_the_detector(ensure_fixtures, couple: Pat
     from pipelines.restoration.pipeline import RestorationPipeline
 
     ensure_fixtures(RestorationPipeline.checkpoints(with_scratch=True, hr=False, enhance_faces=False))
-    small = load_image(couple)[::2, ::2]  # 200x128: the decision, not the speed, is under test
+    small = load_image(couple)[::3, ::3]  # 134x86: the decision, not the quality, is under test
     pipe = NostalgiaPipeline()
     share = analysis.scratch_fraction(pipe.detect_scratches(small))
     for threshold in (share + 0.01, max(0.0, share - 0.01)):

@@ -1,0 +1,103 @@
+"""The command line (``python -m pipelines``): a folder with a good photo, a corrupt file, a video and a
+stray text file; failures reported at the end, non-zero exit, no overwriting without --overwrite."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.__main__ import build_parser, collect_inputs, main
+from pipelines.common.media import load_image, probe_video, write_video
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def folder(reference_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli-in")
+    photo = load_image(reference_dir / "bopbtl" / "data" / "scratch_d.png")
+    shutil.copyfile(reference_dir / "bopbtl" / "data" / "scratch_d.png", path / "couple.png")
+    (path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(2000))  # a JPEG header, then garbage
+    write_video([photo[:128, :192], photo[128:, 200:392]], path / "clip.mp4", fps=5)
+    (path / "notes.txt").write_text("not a photo")
+    return path
+
+
+def test_folder_run_reports_the_corrupt_file_and_exits_non_zero(
+    folder: Path, tmp_path: Path, ensure_fixtures, session_weights_dir: Path
+) -> None:
+    ensure_fixtures(["deoldify/artistic"])
+    out = tmp_path / "out"
+    env = {**os.environ, "NOSTALGIA_WEIGHTS_DIR": str(session_weights_dir), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "pipelines", "colorize", str(folder), "-o", str(out), "--model", "artistic",
+           "--render-factor", "7"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert proc.returncode == 1, proc.stderr
+    summary = proc.stderr.split("input(s) FAILED:")[-1]
+    assert "broken.jpg" in summary and "couple.png" not in summary and "clip.mp4" not in summary
+    assert "2 of 3 input(s) done" in proc.stderr and "Skipped 1 file(s)" in proc.stderr and "notes.txt" in proc.stderr
+    still = load_image(out / "couple.colorized.png")
+    assert still.shape == (256, 400, 3)
+    info = probe_video(out / "clip.colorized.mp4")
+    assert (info.width, info.height, info.n_frames) == (192, 128, 2)
+    assert sorted(p.name for p in out.iterdir()) == ["clip.colorized.mp4", "couple.colorized.png"]
+
+    # a second run never replaces results without --overwrite (and spends no work on them)
+    before = (out / "couple.colorized.png").read_bytes()
+    shutil.copyfile(folder / "couple.png", tmp_path / "couple.png")
+    code = main(["colorize", str(tmp_path / "couple.png"), "-o", str(out), "--quiet"])
+    assert code == 1 and (out / "couple.colorized.png").read_bytes() == before
+
+
+def test_overwrite_replaces_and_succeeds(folder: Path, tmp_path: Path, ensure_fixtures, capsys) -> None:
+    ensure_fixtures(["deoldify/artistic"])
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "couple.colorized.png"
+    target.write_bytes(b"old")
+    args = ["colorize", str(folder / "couple.png"), "-o", str(out), "--model", "artistic", "--render-factor", "7"]
+    assert main(args) == 1
+    assert "already exist" in capsys.readouterr().err and target.read_bytes() == b"old"
+    assert main([*args, "--overwrite"]) == 0
+    assert load_image(target).shape == (256, 400, 3)
+
+
+def test_inputs_from_folders_and_missing_files(folder: Path, tmp_path: Path) -> None:
+    from pipelines.__main__ import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+    photos, skipped = collect_inputs([folder], IMAGE_EXTENSIONS, False)
+    assert [p.name for p in photos] == ["broken.jpg", "couple.png"]
+    assert sorted(p.name for p in skipped) == ["clip.mp4", "notes.txt"]
+    videos, _ = collect_inputs([folder, folder / "clip.mp4"], VIDEO_EXTENSIONS, False)
+    assert [p.name for p in videos] == ["clip.mp4"]  # listed once
+    assert main(["restore", str(tmp_path / "nothing.png"), "-o", str(tmp_path / "o"), "--quiet"]) == 1
+
+
+def test_help_lists_every_command_and_usage_errors_exit_2() -> None:
+    parser = build_parser()
+    text = parser.format_help()
+    for command in ("restore", "colorize", "animate", "dance", "nostalgia", "story"):
+        assert command in text
+    with pytest.raises(SystemExit) as info:
+        parser.parse_args(["restore", "x.png"])  # -o is required
+    assert info.value.code == 2
+    proc = subprocess.run([sys.executable, "-m", "pipelines", "nostalgia", "--help"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)  # fmt: skip
+    assert proc.returncode == 0 and "--all-faces" in proc.stdout and "--overwrite" in proc.stdout
+
+
+def test_nostalgia_command_writes_the_still(tmp_path: Path) -> None:
+    photo = tmp_path / "plain.png"
+    from pipelines.common.media import save_png
+
+    save_png(np.full((64, 96, 3), 90, np.uint8), photo)
+    out = tmp_path / "out"
+    assert main(["nostalgia", str(photo), "-o", str(out), "--no-restore", "--colorize", "no", "--no-animate"]) == 0
+    assert (load_image(out / "plain.png") == 90).all()
+    assert main(["nostalgia", str(photo), "-o", str(out), "--no-restore", "--colorize", "no", "--no-animate"]) == 1
