@@ -9,10 +9,12 @@ the browser does not stop it, and a trained target stays in the list for later t
 from __future__ import annotations
 
 import gradio as gr
+import numpy as np
 
 from demos.common import gpu_event, job, limits_markdown, progress_reporter, require
 from pipelines.common.device import gpu, pick_device
 from pipelines.common.errors import InputError
+from pipelines.common.media import load_image
 from pipelines.dance import pipeline
 
 TITLE = "Dance"
@@ -29,7 +31,7 @@ def _target_choices() -> list[tuple[str, str]]:
     return [(t.label, t.id) for t in pipeline.list_targets()]
 
 
-def _status_outputs(target_id: str | None) -> tuple[str, str | None]:
+def _status_outputs(target_id: str | None) -> tuple[str, np.ndarray | None]:
     if not target_id:
         return "No target selected.", None
     status = pipeline.training_status(target_id)
@@ -37,7 +39,9 @@ def _status_outputs(target_id: str | None) -> tuple[str, str | None]:
     lines += [f"- {m}" for m in status.get("messages") or []]
     if status.get("state") == "interrupted":
         lines.append("- The training process stopped unexpectedly; start training again to resume from the last checkpoint.")
-    return "\n".join(lines), status.get("preview")
+    # the preview is read here (not served by path): the data dir may lie outside Gradio's allowed paths
+    preview = load_image(status["preview"]) if status.get("preview") else None
+    return "\n".join(lines), preview
 
 
 # --------------------------------------------------------------------------- events
@@ -53,7 +57,7 @@ def run_train(
     continue_training: bool,
     target_id: str | None,
     restart: bool,
-) -> tuple[str, str, str | None, dict]:
+) -> tuple[str, str, np.ndarray | None, dict]:
     """``/dance_train``: start training in the background and return the target id at once.
     ``continue_training`` trains the selected ``target_id`` again (resuming from its checkpoint
     unless ``restart``); otherwise a new target from the video or the sample dancer."""
@@ -70,7 +74,7 @@ def run_train(
 
 
 @job
-def run_status(target_id: str | None) -> tuple[str, str | None]:
+def run_status(target_id: str | None) -> tuple[str, np.ndarray | None]:
     """``/dance_status``: the training job's state, held-out L1 history and latest preview."""
     return _status_outputs(target_id)
 
@@ -144,7 +148,7 @@ def build() -> None:
             with gr.Column():
                 job_id = gr.Textbox(label="Job (target id)", interactive=False)
                 status = gr.Markdown("Pick a target or start training.")
-                preview = gr.Image(label="Held-out preview: label | generated | real", type="filepath", height=260)
+                preview = gr.Image(label="Held-out preview: label | generated | real", type="numpy", format="png", height=260)
         timer = gr.Timer(5.0)
     with gr.Tab("2. Motion"), gr.Row():
         with gr.Column():

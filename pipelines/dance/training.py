@@ -7,7 +7,7 @@ the app restarting, and interruptions (it resumes from its last checkpoint)::
       target.json                 name, where the frames came from, fps, frame count
       poses.npz                   BODY_23/face/hand keypoints per frame (canvas pixels), once
       frames.npz                  the video's frames (RGB uint8), once
-      data_<W>x<H>.npz            frames, labels and face boxes at one training size, once
+      data_<W>x<H>_f<box>.npz     frames, labels and face boxes at one training size, once
       job/config.json             the TrainConfig of the run
       job/status.json             state, step, losses, held-out L1 history, messages (atomic writes)
       job/checkpoint.pt           G, D, face G/D, optimisers, step, elapsed time (every N steps)
@@ -325,6 +325,8 @@ class Trainer:
         self.model_dir.mkdir(parents=True, exist_ok=True)
         self.config = config
         self.device = pick_device(config.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed frame size: let cuDNN pick the fastest kernels
         if config.threads:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
@@ -561,7 +563,7 @@ class Trainer:
         })  # fmt: skip
 
     def _load_checkpoint(self) -> None:
-        state = torch.load(self.job_dir / "checkpoint.pt", map_location=self.device, weights_only=False)
+        state = torch.load(self.job_dir / "checkpoint.pt", map_location=self.device, weights_only=True)
         meta = state["meta"]
         saved = TrainConfig.from_dict(meta["config"])
         shape_keys = ("width", "height", "ngf", "n_downsampling", "n_blocks", "ndf", "num_D", "n_layers_D",
