@@ -101,3 +101,15 @@ def test_nostalgia_command_writes_the_still(tmp_path: Path) -> None:
     assert main(["nostalgia", str(photo), "-o", str(out), "--no-restore", "--colorize", "no", "--no-animate"]) == 0
     assert (load_image(out / "plain.png") == 90).all()
     assert main(["nostalgia", str(photo), "-o", str(out), "--no-restore", "--colorize", "no", "--no-animate"]) == 1
+
+
+def test_story_command_writes_a_narrated_video(tmp_path: Path) -> None:
+    from pipelines.common.media import save_png, video_streams
+
+    photo = save_png(np.full((96, 128, 3), 100, np.uint8), tmp_path / "wall.png")
+    out = tmp_path / "out"
+    args = ["story", str(photo), "-o", str(out), "--text", "A plain wall.", "--no-restore", "--colorize", "no",
+            "--no-animate", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    video = out / "wall.story.mp4"
+    assert video_streams(video) == {"video": "h264", "audio": "aac"} and probe_video(video).duration > 0.3
