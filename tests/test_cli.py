@@ -30,18 +30,16 @@ def folder(reference_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 def test_folder_run_reports_the_corrupt_file_and_exits_non_zero(
-    folder: Path, tmp_path: Path, ensure_fixtures, session_weights_dir: Path
+    folder: Path, tmp_path: Path, ensure_fixtures, capsys
 ) -> None:
     ensure_fixtures(["deoldify/artistic"])
     out = tmp_path / "out"
-    env = {**os.environ, "NOSTALGIA_WEIGHTS_DIR": str(session_weights_dir), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "pipelines", "colorize", str(folder), "-o", str(out), "--model", "artistic",
-           "--render-factor", "7"]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
-    assert proc.returncode == 1, proc.stderr
-    summary = proc.stderr.split("input(s) FAILED:")[-1]
+    code = main(["colorize", str(folder), "-o", str(out), "--model", "artistic", "--render-factor", "7"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    summary = err.split("input(s) FAILED:")[-1]
     assert "broken.jpg" in summary and "couple.png" not in summary and "clip.mp4" not in summary
-    assert "2 of 3 input(s) done" in proc.stderr and "Skipped 1 file(s)" in proc.stderr and "notes.txt" in proc.stderr
+    assert "2 of 3 input(s) done" in err and "Skipped 1 file(s)" in err and "notes.txt" in err
     still = load_image(out / "couple.colorized.png")
     assert still.shape == (256, 400, 3)
     info = probe_video(out / "clip.colorized.mp4")

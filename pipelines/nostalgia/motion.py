@@ -39,13 +39,16 @@ class FaceMotion:
     fps: float
     face_numbers: list[int]  # 0-based indices (largest first) of the animated faces
 
+    def __post_init__(self) -> None:
+        self._masks = [crops.feather_mask(square.side) for square in self.squares]
+
     def __len__(self) -> int:
         return len(self.clips[0]) if self.clips else 0
 
     def frame(self, i: int) -> np.ndarray:
         out = self.photo
-        for square, clip in zip(self.squares, self.clips, strict=True):
-            out = crops.paste(out, clip[i], square, crops.feather_mask(square.side))
+        for square, clip, mask in zip(self.squares, self.clips, self._masks, strict=True):
+            out = crops.paste(out, clip[i], square, mask)
         return out
 
     def frames(self) -> Iterator[np.ndarray]:
