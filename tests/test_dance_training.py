@@ -204,9 +204,10 @@ def _file(value: object) -> str:
     return str(value)
 
 
-def test_dance_tab_endpoints(app_client, data_dir) -> None:
+def test_dance_tab_endpoints(app_client, data_dir, one_thread, monkeypatch) -> None:
     """``/dance_train`` returns at once with the job id; ``/dance_stop`` ends it early (after a
     checkpoint); ``/dance_status`` reports it; ``/dance_transfer`` renders the sample motion."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the training process: tiny nets, shared CPU
     start = time.time()
     target_id, summary, _, selected = app_client.predict(None, True, "", "tiny", 1, False, None, False, api_name="/dance_train")
     selected = selected.get("value") if isinstance(selected, dict) else selected  # the target list, updated
