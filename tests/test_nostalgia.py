@@ -265,3 +265,12 @@ def test_story_animates_all_faces_over_the_narration(ensure_fixtures, couple: Pa
     kept = np.abs(frames[0][:150, 310:].astype(int) - photo[:150, 310:]).mean()  # away from faces and captions
     assert kept < 6
     assert result.steps[0].name == "Narration"
+
+
+def test_colour_decision_on_real_old_photos(reference_dir: Path) -> None:
+    from pipelines.common.media import load_image
+
+    data = reference_dir / "bopbtl" / "data"
+    assert not analysis.needs_colorization(load_image(data / "a.png"))  # a faded but colour print
+    assert analysis.needs_colorization(load_image(data / "scratch_a.png"))  # sepia
+    assert analysis.needs_colorization(load_image(data / "scratch_d.png"))  # sepia
