@@ -103,6 +103,8 @@ def test_bad_inputs_raise_input_errors() -> None:
         quality(np.zeros((4, 40, 3), np.uint8))
     with pytest.raises(InputError, match="no scratch mask"):
         quality(np.zeros((16, 16, 3), np.uint8), np.zeros((16, 16), np.uint8))
+    with pytest.raises(ValueError, match="precision"):
+        GlobalRestorer(builders.vae(), builders.mapping_quality(), builders.vae(), precision="fp16")
     scratch = GlobalRestorer(builders.vae(), builders.mapping_scratch(), builders.vae(), mode="scratch")
     with pytest.raises(InputError, match="needs the scratch mask"):
         scratch(np.zeros((32, 32, 3), np.uint8))
@@ -119,6 +121,10 @@ def test_scratch_mode_restores_holes_and_hr_mode_runs() -> None:
     assert out.shape == (32, 48, 3) and out.dtype == np.uint8 and out.min() == 0 and out.max() == 255
     hr_gen = _restorer("scratch", hr=True).generate(img, mask)
     assert hr_gen.shape == (1, 3, 32, 48) and torch.isfinite(hr_gen).all()
+    restorer = _restorer("scratch")
+    restorer.precision = "bf16"
+    bf16 = restorer.generate(img, mask)
+    assert bf16.dtype == torch.float32 and bf16.shape == (1, 3, 32, 48) and torch.isfinite(bf16).all()
 
 
 def test_entry_points_load_through_the_weights_cache(weights_dir) -> None:
