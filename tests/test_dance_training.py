@@ -236,3 +236,18 @@ def test_dance_tab_endpoints(app_client, data_dir, one_thread, monkeypatch) -> N
     n_motion = len(pipeline.sample_motion_arrays()[0])
     assert probe.n_frames == n_motion and (probe.width, probe.height) == (3 * 128, 64)
     assert f"{n_motion} frames" in note and Path(_file(download)).suffix == ".mp4"
+
+
+def test_vgg_term_is_used_when_its_weights_exist(data_dir, one_thread, sample_target, monkeypatch) -> None:
+    """With VGG19 weights available the perceptual term joins the generator loss and the L1
+    stand-in is off (random VGG weights here: only the wiring is under test)."""
+    from pipelines.dance import losses
+
+    monkeypatch.setattr(losses, "load_vgg19", lambda device: (losses.VGGLoss(losses.VGG19Features()).to(device), "VGG19 perceptual loss ON"))
+    path = _tiny_target(data_dir, sample_target, n=8)
+    config = TrainConfig(**{**TINY, "width": 64, "height": 32, "face": False, "holdout_min": 2})
+    trainer = training.Trainer(path, config, training.target_training_data(path, config))
+    assert trainer.vgg is not None and not trainer.use_l1
+    step = trainer.train_step()
+    assert step["G_VGG"] > 0 and step["G_L1"] == 0
+    assert trainer.status.messages == ["VGG19 perceptual loss ON"]
