@@ -255,6 +255,12 @@ def _too_long(path: Path) -> Path:
     return path
 
 
+def _too_large(path: Path) -> Path:
+    side = 2 * (int(LIMITS.max_video_pixels**0.5) // 2 + 2)
+    _ffmpeg("-f", "lavfi", "-i", f"color=c=gray:s={side}x{side}:r=2:d=1", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path))
+    return path
+
+
 BAD_VIDEOS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "zero-byte": (lambda d: _write(d / "empty.mp4", b""), r"empty or missing"),
     "text renamed .mp4": (
@@ -263,6 +269,7 @@ BAD_VIDEOS: dict[str, tuple[Callable[[Path], Path], str]] = {
     ),
     "no video frames (audio only)": (lambda d: _audio_only(d / "voice.mp4"), r"no video stream \(only audio\)"),
     "longer than the limit": (lambda d: _too_long(d / "long.mp4"), r"the limit is \d+ s"),
+    "frames above the pixel limit": (lambda d: _too_large(d / "huge.mp4"), r"MP per frame"),
 }
 
 

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -179,7 +180,7 @@ class VideoInfo:
 
 def probe_video(path: str | os.PathLike, *, max_seconds: float | None = None) -> VideoInfo:
     """Read a video's size, fps, frame count, duration and whether it has audio; refuse past the
-    duration limit or when it has no video frames."""
+    duration or per-frame pixel limit or when it has no video frames."""
     import imageio_ffmpeg
 
     path = Path(path)
@@ -202,6 +203,11 @@ def probe_video(path: str | os.PathLike, *, max_seconds: float | None = None) ->
     duration = float(meta.get("duration") or 0.0)
     if not width or not height or fps <= 0:
         raise InputError(f"{label}: the file has no video stream.")
+    if width * height > LIMITS.max_video_pixels:
+        raise InputError(
+            f"{label}: {width}x{height} frames exceed the limit of {LIMITS.max_video_pixels / 1e6:.1f} MP per frame. "
+            "Downscale the video and try again."
+        )
     try:
         n_frames, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
     except (RuntimeError, OSError):
@@ -349,8 +355,35 @@ def scratch_dir(prefix: str = "job") -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+_PRUNE_EVERY_S = 600.0
+_last_prune = [0.0]
+
+
+def prune_outputs(max_age_hours: float | None = None) -> int:
+    """Remove per-request result folders (32-hex names) older than ``max_age_hours``
+    (``NOSTALGIA_OUTPUT_TTL_HOURS``, default 24). Gradio serves its own copy of every returned
+    file, so these are leftovers; examples and other named folders are kept. Returns the count."""
+    hours = float(os.environ.get("NOSTALGIA_OUTPUT_TTL_HOURS") or 24) if max_age_hours is None else max_age_hours
+    cutoff = time.time() - hours * 3600
+    removed = 0
+    for folder in outputs_root().iterdir():
+        if len(folder.name) == 32 and all(c in "0123456789abcdef" for c in folder.name) and folder.is_dir():
+            try:
+                if folder.stat().st_mtime < cutoff:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed += 1
+            except FileNotFoundError:
+                continue
+    return removed
+
+
 def new_output_path(suffix: str, prefix: str = "result") -> Path:
-    """A fresh, unique path for a result file that the UI will serve (never shared by requests)."""
+    """A fresh, unique path for a result file that the UI will serve (never shared by requests).
+    Every few minutes, old result folders are pruned first (:func:`prune_outputs`)."""
+    now = time.monotonic()
+    if now - _last_prune[0] > _PRUNE_EVERY_S:
+        _last_prune[0] = now
+        prune_outputs()
     folder = outputs_root() / uuid.uuid4().hex
     folder.mkdir(parents=True)
     return folder / f"{prefix}{suffix}"
