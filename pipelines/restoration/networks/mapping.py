@@ -90,8 +90,8 @@ def masked_attention(
     """``normalize_l1(softmax(theta @ phi / T) * valid) @ g`` computed ``chunk`` query rows at a time.
 
     theta (N,L,C) queries, phi (N,C,L) keys, g (N,L,C) values, key_valid (N,1,L). Every query row is
-    independent, so blocking over rows gives the dense result while holding only (N, chunk, L) scores.
-    ``chunk=None`` picks the largest block whose score matrix fits ``budget_bytes``.
+    independent, so blocking over rows gives the dense result while holding only (N, chunk, L) scores (two
+    such blocks at the softmax). ``chunk=None`` picks the largest block whose score matrix fits ``budget_bytes``.
     """
     n, length, _ = theta.shape
     if chunk is None:
@@ -103,11 +103,11 @@ def masked_attention(
         stop = min(start + chunk, length)
         f = torch.matmul(theta[:, start:stop], phi)
         if temperature != 1.0:
-            f = f / temperature
-        f = F.softmax(f, dim=2)
-        f = f * key_valid
-        if renormalize:
-            f = F.normalize(f, p=1, dim=2)
+            f.div_(temperature)
+        f = F.softmax(f, dim=2)  # the only out-of-place step: at most two score blocks are alive
+        f.mul_(key_valid)
+        if renormalize:  # F.normalize(p=1, eps=1e-12), in place: the same norm kernel, clamp and division
+            f.div_(f.norm(1, 2, keepdim=True).clamp_min_(1e-12))
         out[:, start:stop] = torch.matmul(f, g)
         del f
     return out
