@@ -86,7 +86,7 @@ def warp(features: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         flow = F.interpolate(flow.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=True).permute(0, 2, 3, 1)
     if features.shape[0] != flow.shape[0]:
         features = features.expand(flow.shape[0], *features.shape[1:])
-    return F.grid_sample(features, flow, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return F.grid_sample(features, flow.to(features.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -393,7 +393,8 @@ class DenseMotionNetwork(nn.Module):
         k1 = self.num_tps + 1
         down = src.down.expand(bs, c, h, w) if src.down.shape[0] != bs else src.down
         repeated = down.unsqueeze(1).expand(bs, k1, c, h, w).reshape(bs * k1, c, h, w)
-        deformed = F.grid_sample(repeated, transformations.reshape(bs * k1, h, w, 2), align_corners=True).view(bs, k1, c, h, w)
+        grids = transformations.reshape(bs * k1, h, w, 2).to(repeated.dtype)
+        deformed = F.grid_sample(repeated, grids, align_corners=True).view(bs, k1, c, h, w)
 
         prediction = self.hourglass(torch.cat([heatmap, deformed.view(bs, -1, h, w)], dim=1))
         logits = self.maps(prediction[-1])

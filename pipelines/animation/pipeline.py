@@ -14,6 +14,7 @@ side-by-side video).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -100,6 +101,7 @@ class TPSMMPipeline:
         device: torch.device | None = None,
         batch_size: int = 4,
         channels_last: bool = False,
+        low_precision: bool = False,
     ):
         self.config = config
         self.device = device or pick_device()
@@ -109,6 +111,9 @@ class TPSMMPipeline:
         self.avd = avd_network.to(self.device).eval() if avd_network is not None else None
         self.batch_size = max(1, int(batch_size))
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        # Optional reduced precision for the two heavy networks only (keypoints and the TPS solve
+        # stay float32): float16 on CUDA, bfloat16 on CPUs (fast with AVX-512 BF16 / AMX). Not exact.
+        self.low_dtype = (torch.float16 if self.device.type == "cuda" else torch.bfloat16) if low_precision else None
         if channels_last:
             for net in (self.kp_detector, self.dense_motion, self.inpainting):
                 net.to(memory_format=torch.channels_last)
@@ -149,9 +154,11 @@ class TPSMMPipeline:
         return self.kp_detector(self._tensor(frames))
 
     def _generate(self, src: _Source, kp_norm: torch.Tensor) -> torch.Tensor:
-        motion = self.dense_motion(src.motion, kp_norm, keep_intermediates=False)
-        prediction, _ = self.inpainting.decode(src.image, src.encoder_maps, motion.deformation, motion.occlusion_map)
-        return prediction
+        ctx = torch.autocast(self.device.type, dtype=self.low_dtype) if self.low_dtype else contextlib.nullcontext()
+        with ctx:
+            motion = self.dense_motion(src.motion, kp_norm, keep_intermediates=False)
+            prediction, _ = self.inpainting.decode(src.image, src.encoder_maps, motion.deformation, motion.occlusion_map)
+        return prediction.float()
 
     def iter_animation(
         self,
