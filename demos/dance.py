@@ -24,6 +24,7 @@ PRESET_CHOICES = [
     ("Tiny - 128x64, minutes on a CPU (a preview of the method)", "tiny"),
     ("Fast - 256x128, ngf 32 (GPU: minutes; CPU: an hour or more)", "fast"),
     ("Paper - 512x256, ngf 64, 9 blocks: the paper's global stage (GPU)", "paper"),
+    ("Paper, local stage - 1024x512 LocalEnhancer: continue a target trained with 'Paper' (GPU)", "paper-local"),
 ]
 
 

@@ -251,3 +251,26 @@ def test_vgg_term_is_used_when_its_weights_exist(data_dir, one_thread, sample_ta
     step = trainer.train_step()
     assert step["G_VGG"] > 0 and step["G_L1"] == 0
     assert trainer.status.messages == ["VGG19 perceptual loss ON"]
+
+
+def test_local_stage_starts_from_the_global_stage(data_dir, one_thread, sample_target) -> None:
+    """The paper's second stage: a LocalEnhancer at twice the size whose inner global generator
+    starts from the trained global stage; the transfer then runs at the local size."""
+    path = _tiny_target(data_dir, sample_target, n=10)
+    small = {**TINY, "width": 64, "height": 32, "ngf": 8, "face": False, "eval_every": 100, "preview_every": 100}
+    training.Trainer(path, TrainConfig(**{**small, "max_steps": 2}), training.target_training_data(path, TrainConfig(**small))).run()
+    global_g = torch.load(path / "job" / "checkpoint.pt", weights_only=True)["G"]
+    local = TrainConfig(**{**small, "width": 128, "height": 64, "netG": "local", "ngf": 4, "num_D": 3, "max_steps": 2,
+                           "niter_fix_global": 1})  # fmt: skip
+    trainer = training.Trainer(path, local, training.target_training_data(path, local))
+    assert trainer.step == 0 and any("initialised from the global stage" in m for m in trainer.status.messages)
+    inner = trainer.netG.model.state_dict()
+    assert all(torch.equal(inner[k], global_g[f"model.{k}"]) for k in inner)
+    trainer.train_step()  # niter_fix_global: the inner global generator does not move yet
+    assert all(torch.equal(trainer.netG.model.state_dict()[k], global_g[f"model.{k}"]) for k in inner)
+    trainer.train_step()
+    assert not all(torch.equal(trainer.netG.model.state_dict()[k], global_g[f"model.{k}"]) for k in inner)
+    trainer.save_checkpoint()
+    labels, boxes = training.target_training_data(path, local).labels, [None] * 3
+    frames = DanceTransferPipeline.from_dir(path).generate(list(labels[:3]), boxes)
+    assert frames[0].shape == (64, 128, 3)

@@ -37,9 +37,13 @@ from pipelines.dance.transfer import DanceTransferPipeline, TransferResult
 ProgressFn = Callable[[float, str], None]
 
 #: Model sizes offered in the UI. "paper" is the global stage of the paper (netG global, ngf 64,
-#: 4 downsamplings, 9 blocks, 512x256); the smaller ones trade quality for speed on a CPU.
+#: 4 downsamplings, 9 blocks, 512x256) and "paper-local" its second stage (LocalEnhancer ngf 32 at
+#: 1024x512, 3 discriminator scales), which continues a target trained with "paper"; the smaller
+#: ones trade quality for speed on a CPU.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(width=512, height=256, ngf=64, n_downsampling=4, n_blocks=9, ndf=64, num_D=2),
+    "paper-local": dict(width=1024, height=512, netG="local", ngf=32, n_downsampling=4, n_blocks=9, n_blocks_local=3,
+                        ndf=64, num_D=3),
     "fast": dict(width=256, height=128, ngf=32, n_downsampling=4, n_blocks=6, ndf=32, num_D=2, face_ngf=32),
     "tiny": dict(width=128, height=64, ngf=16, n_downsampling=3, n_blocks=3, ndf=16, num_D=2, face_ngf=16,
                  face_n_blocks=2),
@@ -183,7 +187,7 @@ def train_config(preset: str = "fast", *, minutes: float = 10.0, **overrides: An
         raise InputError(f"Unknown model size {preset!r}; choose one of {', '.join(PRESETS)}.")
     values: dict[str, Any] = {**PRESETS[preset], "time_budget_min": float(minutes)}
     if pick_device(overrides.get("device")).type == "cuda":
-        values["batch_size"] = {"paper": 4, "fast": 8, "tiny": 16}[preset]
+        values["batch_size"] = {"paper-local": 1, "paper": 4, "fast": 8, "tiny": 16}[preset]
     values.update(overrides)
     config = TrainConfig.from_dict(values)
     config.validate()

@@ -81,9 +81,12 @@ class TrainConfig:
 
     width: int = 512
     height: int = 256
-    ngf: int = 64
+    netG: str = "global"  # noqa: N815 - "local": the paper's second stage (LocalEnhancer, 2x the global size)
+    ngf: int = 64  # local: the enhancer's ngf (32); its global part has 2 * ngf
     n_downsampling: int = 4
     n_blocks: int = 9
+    n_blocks_local: int = 3
+    niter_fix_global: int = 0  # local stage: steps that train only the enhancer layers (the original option)
     ndf: int = 64
     num_D: int = 2  # noqa: N815 - the original option name
     n_layers_D: int = 3  # noqa: N815
@@ -112,6 +115,8 @@ class TrainConfig:
     threads: int | None = None  # CPU threads for torch (None: leave as is)
 
     def generator(self) -> GeneratorConfig:
+        if self.netG == "local":
+            return GeneratorConfig("local", 6, 3, self.ngf, self.n_downsampling, self.n_blocks, 1, self.n_blocks_local)
         return GeneratorConfig("global", 6, 3, self.ngf, self.n_downsampling, self.n_blocks)
 
     def face_generator(self) -> GeneratorConfig:
@@ -125,6 +130,8 @@ class TrainConfig:
         return max(unit, round(side / unit) * unit)
 
     def validate(self) -> None:
+        if self.netG not in ("global", "local"):
+            raise InputError(f"Unknown generator {self.netG!r}: global or local.")
         try:
             check_frame_size(self.height, self.width, self.generator().stride)
         except ValueError as exc:
@@ -425,6 +432,8 @@ class Trainer:
         l0, l1, r0, r1, boxes = self._sample_pairs()
         self.netG.train(not face)
         self.netG.requires_grad_(not face)
+        if not face and cfg.netG == "local" and self.step < cfg.niter_fix_global:
+            self.netG.model.requires_grad_(False)  # --niter_fix_global: only the enhancer learns at first
         with self._autocast():
             zeros = torch.zeros_like(r0)
             I0 = self.netG(torch.cat((l0, zeros), 1))
@@ -443,7 +452,9 @@ class Trainer:
             loss_feat = losses.feature_matching_loss(pred_fake, pred_real, cfg.n_layers_D, cfg.lambda_feat)
             loss_vgg = zeros.new_zeros((), dtype=torch.float32)
             if self.vgg is not None:
-                loss_vgg = (self.vgg(I0, r0) + self.vgg(I1, r1)) * cfg.lambda_feat * 0.5  # global stage: x0.5
+                loss_vgg = (self.vgg(I0, r0) + self.vgg(I1, r1)) * cfg.lambda_feat
+                if cfg.netG == "global":
+                    loss_vgg = loss_vgg * 0.5  # the original halves it for the global stage only
             loss_l1 = F.l1_loss(I1.float(), r1) * cfg.lambda_l1 if self.use_l1 else loss_vgg.new_zeros(())
             loss_gface = loss_vgg.new_zeros(())
             if face:
@@ -566,8 +577,11 @@ class Trainer:
         state = torch.load(self.job_dir / "checkpoint.pt", map_location=self.device, weights_only=True)
         meta = state["meta"]
         saved = TrainConfig.from_dict(meta["config"])
-        shape_keys = ("width", "height", "ngf", "n_downsampling", "n_blocks", "ndf", "num_D", "n_layers_D",
-                      "face_ngf", "face_n_downsampling", "face_n_blocks")  # fmt: skip
+        if saved.netG == "global" and self.config.netG == "local":
+            self._init_from_global_stage(state, saved)
+            return
+        shape_keys = ("width", "height", "netG", "ngf", "n_downsampling", "n_blocks", "n_blocks_local", "ndf", "num_D",
+                      "n_layers_D", "face_ngf", "face_n_downsampling", "face_n_blocks")  # fmt: skip
         changed = [k for k in shape_keys if getattr(saved, k) != getattr(self.config, k)]
         if changed:
             raise InputError(f"This target was trained with other network settings ({', '.join(changed)}); "
@@ -582,6 +596,27 @@ class Trainer:
         self.status.stage = meta.get("stage", "")
         self.status.heldout_l1 = [list(x) for x in meta.get("heldout_l1", [])]
         self.status.messages.append(f"Resumed from step {self.step} ({self.elapsed / 60:.1f} min already spent).")
+
+    def _init_from_global_stage(self, state: dict[str, Any], saved: TrainConfig) -> None:
+        """Start the local stage from a finished global stage, as the original's ``--load_pretrain``:
+        the LocalEnhancer's ``model.*`` (a global generator without its head) takes the global
+        generator's weights; the face nets carry over when their settings match (they are fully
+        convolutional, so the larger face box is fine); the discriminators start afresh."""
+        same = (saved.ngf == 2 * self.config.ngf and saved.n_downsampling == self.config.n_downsampling
+                and saved.n_blocks == self.config.n_blocks)  # fmt: skip
+        if not same:
+            raise InputError(f"The local stage needs a global stage with ngf {2 * self.config.ngf}, "
+                             f"{self.config.n_downsampling} downsamplings and {self.config.n_blocks} blocks.")  # fmt: skip
+        own = self.netG.model.state_dict()
+        self.netG.model.load_state_dict({k[len("model."):]: v for k, v in state["G"].items() if k[len("model."):] in own}, strict=True)
+        face_same = all(getattr(saved, k) == getattr(self.config, k) for k in ("face_ngf", "face_n_downsampling", "face_n_blocks"))
+        if self.faceG is not None and face_same and "Gface" in state:
+            self.faceG.load_state_dict(state["Gface"])
+            self.faceD.load_state_dict(state["Dface"])
+        self.status.messages.append(
+            f"Local stage ({self.config.width}x{self.config.height}) initialised from the global stage "
+            f"({saved.width}x{saved.height}, step {int(state['meta']['step'])})."
+        )
 
     # ---------------------------------------------------------------- the loop
 
