@@ -8,6 +8,7 @@ job whose process died), audio, and the tab's endpoints with a real background p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -274,3 +275,32 @@ def test_local_stage_starts_from_the_global_stage(data_dir, one_thread, sample_t
     labels, boxes = training.target_training_data(path, local).labels, [None] * 3
     frames = DanceTransferPipeline.from_dir(path).generate(list(labels[:3]), boxes)
     assert frames[0].shape == (64, 128, 3)
+
+
+def test_video_target_is_prepared_from_its_video(data_dir, one_thread, monkeypatch) -> None:
+    """An uploaded target: poses found per chunk of frames (the estimator is replaced by the
+    sample's exact poses), frames decoded again from the stored video, never kept whole."""
+    from pipelines.common.media import write_video
+    from pipelines.dance.sample import make_sample_target
+
+    frames, poses = make_sample_target(seconds=1.4, fps=10)
+    video = write_video(frames, data_dir.parent / "me.mp4", 10)
+    seen: list[int] = []
+
+    def fake_detect(chunk, progress=None):
+        start = sum(seen)
+        seen.append(len(chunk))
+        return poses[start : start + len(chunk)]
+
+    monkeypatch.setattr(training, "detect_poses", fake_detect)
+    target_id = pipeline.create_target(video, name="Me")
+    path = data_dir / "dance_targets" / target_id
+    config = pipeline.train_config("tiny", minutes=1, **{**TINY, "max_steps": 1, "face": False})
+    (path / "job").mkdir()
+    training.write_json(path / "job" / "config.json", dataclasses.asdict(config))
+    status = training.run_job(path)
+    assert status.state == "done" and seen == [14]
+    assert (path / "poses.npz").exists() and not (path / "frames.npz").exists()
+    data = training.target_training_data(path, config)
+    assert data.images.shape == (14, 64, 128, 3) and data.valid.all()
+    assert pipeline.target_info(target_id).name == "Me"

@@ -43,7 +43,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,7 +205,7 @@ def scaled_face_box(body: np.ndarray | None, width: int, height: int, box: int) 
 
 
 def render_training_data(
-    frames: Sequence[np.ndarray],
+    frames: Iterable[np.ndarray],
     poses: Sequence[Any],
     width: int,
     height: int,
@@ -213,17 +213,18 @@ def render_training_data(
     progress: Callable[[float, str], None] | None = None,
 ) -> TargetData:
     """Frames fitted on EDN's 1920x1080 canvas and resized like the labels (LANCZOS), labels
-    rendered from the poses at ``width`` x ``height``, one face box per frame."""
+    rendered from the poses at ``width`` x ``height``, one face box per frame. ``frames`` may be
+    a stream (one decoded frame in memory at a time); there must be one per pose."""
     from pipelines.dance.render import fit_frame_to_canvas, render_label, resize_to_label
 
-    n = len(frames)
-    if n != len(poses):
-        raise ValueError(f"{n} frames but {len(poses)} poses")
+    n = len(poses)
     images = np.zeros((n, height, width, 3), np.uint8)
     labels = np.full((n, height, width, 3), 255, np.uint8)
     boxes = np.full((n, 4), -1, np.int64)
     valid = np.zeros(n, bool)
-    for i, (frame, pose) in enumerate(zip(frames, poses, strict=True)):
+    count = 0
+    for i, (frame, pose) in enumerate(zip(frames, poses, strict=False)):
+        count += 1
         canvas = fit_frame_to_canvas(np.asarray(frame))
         images[i] = resize_to_label(canvas, (width, height))
         if pose is not None and not pose.is_empty:
@@ -232,6 +233,8 @@ def render_training_data(
             valid[i] = True
         if progress and (i % 10 == 0 or i == n - 1):
             progress((i + 1) / n, f"rendering labels {i + 1}/{n}")
+    if count != n:
+        raise InputError(f"The target video now has {count} frames but {n} poses were found; prepare it again.")
     return TargetData(images, labels, boxes, valid)
 
 
@@ -276,11 +279,17 @@ def target_training_data(target_dir: Path, config: TrainConfig, progress: Callab
         with np.load(cache) as z:
             return TargetData(z["images"], z["labels"], z["boxes"], z["valid"])
     frames_file, poses_file = target_dir / "frames.npz", target_dir / "poses.npz"
-    if not frames_file.exists() or not poses_file.exists():
+    video = target_dir / str(read_json(target_dir / "target.json").get("video", "source.mp4"))
+    if not poses_file.exists() or not (frames_file.exists() or video.exists()):
         raise InputError(f"Target {target_dir.name} has no prepared frames/poses; prepare it first.")
-    with np.load(frames_file) as z:
-        frames = list(z["frames"])
     poses = load_poses(poses_file)
+    if frames_file.exists():
+        with np.load(frames_file) as z:
+            frames: Iterable[np.ndarray] = list(z["frames"])
+    else:  # a video target: decode again, one frame at a time (a minute of 1080p would not fit in memory)
+        from pipelines.common.media import iter_frames
+
+        frames = iter_frames(video)
     data = render_training_data(frames, poses, config.width, config.height, config.face_box, progress)
     _save_npz(cache, images=data.images, labels=data.labels, boxes=data.boxes, valid=data.valid)
     return data
@@ -700,22 +709,40 @@ def prepare_target_from_arrays(
 def prepare_target_from_video(
     target_dir: Path,
     video: Path,
-    *,
-    name: str,
     progress: Callable[[float, str], None] | None = None,
 ) -> Path:
-    """Read the target video, find the person's pose in every frame (Part A's OpenPose
-    estimator), fit the keypoints onto EDN's 1080p canvas and store frames and poses."""
-    from pipelines.common.media import read_video
+    """Find the person's pose in every frame of the target video (Part A's OpenPose estimator,
+    a chunk of frames at a time), fit the keypoints onto EDN's 1080p canvas and store the poses;
+    the frames stay in the video and are decoded again when training data is rendered."""
+    from pipelines.common.media import iter_frames, probe_video
     from pipelines.dance.render import fit_pose_to_canvas
 
-    frames, info = read_video(video)
-    poses = detect_poses(frames, progress)
-    poses = [p if p is None or p.is_empty else fit_pose_to_canvas(p, frames[0].shape) for p in poses]
-    if sum(p is not None and not p.is_empty for p in poses) < 4:
+    info = probe_video(video)
+    shape = (info.height, info.width, 3)
+    poses: list[Any] = []
+    chunk: list[np.ndarray] = []
+
+    def flush() -> None:
+        found = detect_poses(chunk)
+        poses.extend(p if p.is_empty else fit_pose_to_canvas(p, shape) for p in found)
+        chunk.clear()
+        if progress:
+            progress(len(poses) / max(1, info.n_frames), f"finding poses {len(poses)}/{info.n_frames}")
+
+    for frame in iter_frames(video):
+        chunk.append(frame)
+        if len(chunk) == 16:
+            flush()
+    if chunk:
+        flush()
+    if sum(not p.is_empty for p in poses) < 4:
         raise InputError(f"{video.name}: no person was found in enough frames to train on. "
                          "Use a video with one person, whole body in view.")  # fmt: skip
-    return prepare_target_from_arrays(target_dir, frames, poses, name=name, fps=info.fps, source=video.name)
+    save_poses(target_dir / "poses.npz", poses, shape[:2])
+    meta = read_json(target_dir / "target.json")
+    meta.update(n_frames=len(poses), n_with_person=int(sum(not p.is_empty for p in poses)))
+    write_json(target_dir / "target.json", meta)
+    return target_dir
 
 
 def detect_poses(frames: Sequence[np.ndarray], progress: Callable[[float, str], None] | None = None) -> list[Any]:
@@ -750,7 +777,7 @@ def run_job(target_dir: Path) -> Status:
         meta = read_json(target_dir / "target.json")
         if not (target_dir / "poses.npz").exists():
             video = target_dir / meta.get("video", "source.mp4")
-            prepare_target_from_video(target_dir, video, name=meta.get("name", target_dir.name), progress=preparing)
+            prepare_target_from_video(target_dir, video, preparing)
         data = target_training_data(target_dir, config, preparing)
         trainer = Trainer(target_dir, config, data)
         return trainer.run()
