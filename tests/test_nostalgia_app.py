@@ -118,3 +118,12 @@ def test_story_endpoint_uses_the_recording(client, couple: Path, tmp_path: Path)
     info = probe_video(_file(video))
     assert info.has_audio and abs(info.duration - 1.6) < 0.2
     assert "your recording" in notes
+
+
+def test_dropping_a_photo_previews_its_numbered_faces(couple: Path) -> None:
+    from demos.nostalgia import detected_faces
+
+    previews, update = detected_faces(str(couple))
+    assert [caption for _, caption in previews] == ["Face 1", "Face 2"]
+    assert update["maximum"] == 2 and update["value"] == 1
+    assert detected_faces(None)[0] == []
