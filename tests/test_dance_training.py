@@ -118,6 +118,8 @@ def _source_with_audio(folder: Path, frames: list[np.ndarray], fps: float) -> Pa
 def uploaded_transfer(tmp_path_factory: pytest.TempPathFactory, sample_target):
     """A tiny trained target and the transfer of a 9-frame video with audio. Poses come from the
     estimator in the app; here they are the sample's exact poses (no OpenPose weights in tests)."""
+    from pipelines.dance.sample import make_sample_target
+
     folder = tmp_path_factory.mktemp("dance-upload")
     threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as mp:
@@ -127,9 +129,17 @@ def uploaded_transfer(tmp_path_factory: pytest.TempPathFactory, sample_target):
         path = _tiny_target(folder / "data", sample_target)
         config = TrainConfig(**{**TINY, "max_steps": 2, "face_fraction": 0.5, "eval_every": 2, "preview_every": 2, "checkpoint_every": 2})
         training.Trainer(path, config, training.target_training_data(path, config)).run()
-        frames, poses, _ = sample_target
+        frames, _, _ = sample_target
         source = _source_with_audio(folder, frames[:9], 12.5)
-        mp.setattr(training, "detect_poses", lambda fr, progress=None: list(poses[: len(fr)]))
+        done: list[int] = []
+
+        def fake_detect(chunk, progress=None):  # the sample's poses, in frame pixels, chunk by chunk
+            start = sum(done)
+            done.append(len(chunk))
+            return raw_poses[start : start + len(chunk)]
+
+        raw_poses = make_sample_target(seconds=1.0, fps=9)[1]
+        mp.setattr(training, "detect_poses", fake_detect)
         result = pipeline.transfer("tiny", source)
         torch.set_num_threads(threads)
     return source, result

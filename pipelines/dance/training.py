@@ -711,9 +711,24 @@ def prepare_target_from_video(
     video: Path,
     progress: Callable[[float, str], None] | None = None,
 ) -> Path:
-    """Find the person's pose in every frame of the target video (Part A's OpenPose estimator,
-    a chunk of frames at a time), fit the keypoints onto EDN's 1080p canvas and store the poses;
-    the frames stay in the video and are decoded again when training data is rendered."""
+    """Find the person's pose in every frame of the target video, store the poses (canvas
+    pixels); the frames stay in the video and are decoded again when training data is rendered."""
+    poses, info = detect_video_poses(video, progress)
+    shape = (info.height, info.width)
+    if sum(not p.is_empty for p in poses) < 4:
+        raise InputError(f"{video.name}: no person was found in enough frames to train on. "
+                         "Use a video with one person, whole body in view.")  # fmt: skip
+    save_poses(target_dir / "poses.npz", poses, shape)
+    meta = read_json(target_dir / "target.json")
+    meta.update(n_frames=len(poses), n_with_person=int(sum(not p.is_empty for p in poses)))
+    write_json(target_dir / "target.json", meta)
+    return target_dir
+
+
+def detect_video_poses(video: str | os.PathLike, progress: Callable[[float, str], None] | None = None,
+                       chunk_size: int = 16) -> tuple[list[Any], Any]:  # fmt: skip
+    """One pose per frame of a video (Part A's estimator, ``chunk_size`` decoded frames in memory
+    at a time), fitted onto EDN's 1080p canvas; and the video's info (limits checked)."""
     from pipelines.common.media import iter_frames, probe_video
     from pipelines.dance.render import fit_pose_to_canvas
 
@@ -727,22 +742,15 @@ def prepare_target_from_video(
         poses.extend(p if p.is_empty else fit_pose_to_canvas(p, shape) for p in found)
         chunk.clear()
         if progress:
-            progress(len(poses) / max(1, info.n_frames), f"finding poses {len(poses)}/{info.n_frames}")
+            progress(min(1.0, len(poses) / max(1, info.n_frames)), f"finding poses {len(poses)}/{info.n_frames}")
 
     for frame in iter_frames(video):
         chunk.append(frame)
-        if len(chunk) == 16:
+        if len(chunk) == chunk_size:
             flush()
     if chunk:
         flush()
-    if sum(not p.is_empty for p in poses) < 4:
-        raise InputError(f"{video.name}: no person was found in enough frames to train on. "
-                         "Use a video with one person, whole body in view.")  # fmt: skip
-    save_poses(target_dir / "poses.npz", poses, shape[:2])
-    meta = read_json(target_dir / "target.json")
-    meta.update(n_frames=len(poses), n_with_person=int(sum(not p.is_empty for p in poses)))
-    write_json(target_dir / "target.json", meta)
-    return target_dir
+    return poses, info
 
 
 def detect_poses(frames: Sequence[np.ndarray], progress: Callable[[float, str], None] | None = None) -> list[Any]:

@@ -104,6 +104,17 @@ def generate_sequence(
 # --------------------------------------------------------------------------- the video path
 
 
+class _Lookup:
+    """``boxes[t]`` for :func:`generate_sequence` while the boxes are still being filled in step
+    with the labels (each label's box is known by the time its frame is generated)."""
+
+    def __init__(self, items: list[FaceBox | None]):
+        self.items = items
+
+    def __getitem__(self, t: int) -> FaceBox | None:
+        return self.items[t]
+
+
 def letterbox(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A source frame placed as its keypoints are (EDN's fit onto the 1920x1080 canvas, then the
     label size), in one warp straight to ``size`` = (width, height): for the side-by-side view."""
@@ -197,22 +208,21 @@ class DanceTransferPipeline:
         centres = np.asarray(norm.frames)
         return [norm.poses[int(np.abs(centres - n).argmin())] for n in range(len(source_poses))]
 
-    def labels(self, poses: Sequence[Any]) -> tuple[list[np.ndarray], list[FaceBox | None]]:
-        """Stick-figure labels at the model's size (blank where no person) and face boxes."""
+    def label_for(self, pose: Any) -> tuple[np.ndarray, FaceBox | None]:
+        """One stick-figure label at the model's size (blank without a person) and its face box."""
         from pipelines.dance.render import render_label
         from pipelines.dance.training import scaled_face_box
 
-        labels: list[np.ndarray] = []
-        boxes: list[FaceBox | None] = []
-        for pose in poses:
-            if pose is None or pose.is_empty:
-                labels.append(np.full((self.height, self.width, 3), 255, np.uint8))
-                boxes.append(None)
-                continue
-            label, _ = render_label(pose, (self.width, self.height))
-            labels.append(label)
-            boxes.append(scaled_face_box(pose.body, self.width, self.height, self.face_box) if self.face_box else None)
-        return labels, boxes
+        if pose is None or pose.is_empty:
+            return np.full((self.height, self.width, 3), 255, np.uint8), None
+        label, _ = render_label(pose, (self.width, self.height))
+        box = scaled_face_box(pose.body, self.width, self.height, self.face_box) if self.face_box else None
+        return label, box
+
+    def labels(self, poses: Sequence[Any]) -> tuple[list[np.ndarray], list[FaceBox | None]]:
+        """:meth:`label_for` over a sequence: (labels, face boxes)."""
+        pairs = [self.label_for(p) for p in poses]
+        return [label for label, _ in pairs], [box for _, box in pairs]
 
     @torch.no_grad()
     def generate(
@@ -239,35 +249,57 @@ class DanceTransferPipeline:
         """Source video (or ready ``motion``: frames, canvas poses, fps) -> MP4 of the target dancing,
         the source's length and fps, with its audio; ``side_by_side``: source | stick figure | result."""
         from pipelines.common.errors import InputError
-        from pipelines.common.media import new_output_path, read_video, write_video
-        from pipelines.dance.render import fit_pose_to_canvas
-        from pipelines.dance.training import detect_poses
+        from pipelines.common.media import iter_frames, new_output_path, write_video
+        from pipelines.dance.training import detect_video_poses
 
         report = progress or (lambda f, m: None)
         notes: list[str] = []
         audio = None
         if motion is not None:
-            frames, poses, fps = list(motion[0]), list(motion[1]), float(motion[2])
+            poses, fps = list(motion[1]), float(motion[2])
+
+            def source_frames() -> Iterator[np.ndarray]:
+                return iter(motion[0])
         elif source_video is not None:
-            frames, info = read_video(source_video)
-            fps, audio = info.fps, source_video
             report(0.02, "finding the dancer's poses")
-            poses = detect_poses(frames, lambda f, m: report(0.02 + 0.2 * f, m))
-            poses = [p if p.is_empty else fit_pose_to_canvas(p, frames[0].shape) for p in poses]
+            poses, info = detect_video_poses(source_video, lambda f, m: report(0.02 + 0.2 * f, m))
+            fps, audio = info.fps, source_video
+
+            def source_frames() -> Iterator[np.ndarray]:
+                return iter_frames(source_video)
         else:
             raise InputError("Upload the dancing source video (or use the sample motion).")
         if all(p is None or p.is_empty for p in poses):
             raise InputError("No person was found in the source video; use a video with one dancer in full view.")
         report(0.25, "normalising the poses to the target")
         poses = self.normalized(poses, notes) if normalize else poses
-        labels, boxes = self.labels(poses)
-        result = self.generate(labels, boxes, report)
-        if side_by_side:
-            result = [
-                np.concatenate([letterbox(np.asarray(src), (self.width, self.height)), lab, res], axis=1)
-                for src, lab, res in zip(frames, labels, result, strict=True)
-            ]
-        report(0.97, "encoding the video")
-        out = write_video(result, new_output_path(".mp4", prefix="dance"), fps, audio_from=audio)
+        n = len(poses)
+
+        def frames_out() -> Iterator[np.ndarray]:
+            """Streamed to the encoder: a minute of video never sits in memory."""
+            shown: list[np.ndarray] = []
+            boxes: list[FaceBox | None] = []
+
+            def label_tensors() -> Iterator[torch.Tensor]:
+                for pose in poses:
+                    label, box = self.label_for(pose)
+                    shown.append(label)
+                    boxes.append(box)
+                    yield label_to_tensor(label).to(self.device)
+
+            sources = source_frames() if side_by_side else None
+            with torch.no_grad():
+                for t, step in enumerate(generate_sequence(self.netG, self.faceG, label_tensors(), _Lookup(boxes))):
+                    frame = tensor_to_uint8(step.frame)
+                    label = shown.pop(0)
+                    if sources is not None:
+                        src = next(sources, None)
+                        src = np.full_like(label, 0) if src is None else letterbox(np.asarray(src), (self.width, self.height))
+                        frame = np.concatenate([src, label, frame], axis=1)
+                    if t % 5 == 0 or t == n - 1:
+                        report(0.3 + 0.65 * (t + 1) / n, f"generating frame {t + 1}/{n}")
+                    yield frame
+
+        out = write_video(frames_out(), new_output_path(".mp4", prefix="dance"), fps, audio_from=audio)
         report(1.0, "done")
-        return TransferResult(out, len(result), fps, notes)
+        return TransferResult(out, n, fps, notes)
