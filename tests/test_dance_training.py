@@ -314,3 +314,20 @@ def test_video_target_is_prepared_from_its_video(data_dir, one_thread, monkeypat
     data = training.target_training_data(path, config)
     assert data.images.shape == (14, 64, 128, 3) and data.valid.all()
     assert pipeline.target_info(target_id).name == "Me"
+
+
+def test_continuing_a_target_gets_a_new_budget_and_ends_with_the_face_stage(data_dir, one_thread, sample_target) -> None:
+    path = _tiny_target(data_dir, sample_target, n=10)
+    base = {**TINY, "width": 64, "height": 32, "face_fraction": 0.5, "eval_every": 100, "preview_every": 100}
+    config = TrainConfig(**{**base, "max_steps": 2})
+    first = training.Trainer(path, config, training.target_training_data(path, config))
+    assert not first.face_stage()
+    first.run()
+    assert first.face_trained and first.status.stage == "face"
+    assert json.loads((path / "model" / "generator.json").read_text())["face_generator"] is not None
+    # a second session: its own budget, the body generator trains again, then the face GAN
+    second = training.Trainer(path, TrainConfig(**{**base, "max_steps": 6}), training.target_training_data(path, config))
+    assert second.step == 2 and second.budget_s == pytest.approx(second.elapsed + base["time_budget_min"] * 60)
+    assert second.face_trained and not second.face_stage()
+    second.step = 4
+    assert second.face_stage()

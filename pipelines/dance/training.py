@@ -392,8 +392,14 @@ class Trainer:
         self.elapsed = 0.0
         self.status = Status(max_steps=config.max_steps, budget_s=config.time_budget_min * 60, device=str(self.device),
                              pid=os.getpid(), messages=list(self.messages))  # fmt: skip
+        self.face_trained = False  # the face GAN has had at least one step (then transfer uses it)
         if (self.job_dir / "checkpoint.pt").exists():
             self._load_checkpoint()
+        # The budget is per session: continuing a target trains for another time_budget_min, and
+        # every session ends with its face stage (the last face_fraction of the session).
+        self.session_start = (self.step, self.elapsed)
+        self.budget_s = self.elapsed + config.time_budget_min * 60
+        self.status.budget_s = self.budget_s
 
     # ---------------------------------------------------------------- batches
 
@@ -428,10 +434,13 @@ class Trainer:
     # ---------------------------------------------------------------- one step
 
     def face_stage(self) -> bool:
+        """In the last ``face_fraction`` of this session (by steps or by time)."""
         if not self.has_faces:
             return False
-        by_steps = self.step >= self.config.max_steps * (1.0 - self.config.face_fraction)
-        by_time = self.elapsed >= self.config.time_budget_min * 60 * (1.0 - self.config.face_fraction)
+        step0, elapsed0 = self.session_start
+        keep = 1.0 - self.config.face_fraction
+        by_steps = self.step >= step0 + (self.config.max_steps - step0) * keep
+        by_time = self.elapsed >= elapsed0 + (self.budget_s - elapsed0) * keep
         return by_steps or by_time
 
     def train_step(self) -> dict[str, float]:
@@ -501,6 +510,7 @@ class Trainer:
             self.scaler.step(self.optFD)
         self.scaler.update()
         self.step += 1
+        self.face_trained = self.face_trained or face
         return {"G_GAN": loss_gan.item(), "G_GAN_Feat": loss_feat.item(), "G_VGG": loss_vgg.item(), "G_L1": loss_l1.item(),
                 "G_GANface": loss_gface.item(), "D": loss_d.item()}  # fmt: skip
 
@@ -512,17 +522,13 @@ class Trainer:
         self.netG.eval()
         if self.faceG is not None:
             self.faceG.eval()
-        face_g = self.faceG if self.face_stage() or self._face_trained else None
+        face_g = self.faceG if self.face_trained else None
         labels = (self._to_device(np.asarray([i]))[0] for i in indices)
         boxes = [tuple(int(v) for v in self.data.boxes[i]) for i in indices]
         with self._autocast():
             frames = [step.frame.float() for step in generate_sequence(self.netG, face_g, labels, boxes)]
         self.netG.train()
         return frames
-
-    @property
-    def _face_trained(self) -> bool:
-        return self.status.stage == "face"
 
     def heldout_l1(self) -> float:
         """Mean L1 (in -1..1 units) of the held-out frames generated in order with feedback."""
@@ -554,7 +560,7 @@ class Trainer:
         """Training state (atomic) plus the inference export under ``model/``."""
         state = {k: v.state_dict() for k, v in self._nets().items() if v is not None}
         state["scaler"] = self.scaler.state_dict()
-        state["meta"] = {"step": self.step, "elapsed": self.elapsed, "stage": self.status.stage,
+        state["meta"] = {"step": self.step, "elapsed": self.elapsed, "stage": self.status.stage, "face_trained": self.face_trained,
                          "rng": self.rng.bit_generator.state, "config": asdict(self.config),
                          "heldout_l1": self.status.heldout_l1}  # fmt: skip
         tmp = self.job_dir / ".checkpoint.tmp"
@@ -571,7 +577,7 @@ class Trainer:
             os.replace(tmp, self.model_dir / name)
 
         save(self.netG, "net_G.safetensors")
-        face_ready = self.faceG is not None and self.status.stage == "face"
+        face_ready = self.faceG is not None and self.face_trained
         if face_ready:
             save(self.faceG, "net_Gface.safetensors")
         write_json(self.model_dir / "generator.json", {
@@ -603,6 +609,7 @@ class Trainer:
         self.step, self.elapsed = int(meta["step"]), float(meta["elapsed"])
         self.rng.bit_generator.state = meta["rng"]
         self.status.stage = meta.get("stage", "")
+        self.face_trained = bool(meta.get("face_trained", False))
         self.status.heldout_l1 = [list(x) for x in meta.get("heldout_l1", [])]
         self.status.messages.append(f"Resumed from step {self.step} ({self.elapsed / 60:.1f} min already spent).")
 
@@ -634,18 +641,20 @@ class Trainer:
             setattr(self.status, k, v)
         s = self.status
         s.step, s.elapsed_s, s.updated = self.step, self.elapsed, time.time()
-        s.progress = min(1.0, max(self.step / max(1, self.config.max_steps), self.elapsed / max(1e-9, s.budget_s)))
+        step0, elapsed0 = self.session_start
+        s.progress = min(1.0, max((self.step - step0) / max(1, self.config.max_steps - step0),
+                                  (self.elapsed - elapsed0) / max(1e-9, self.budget_s - elapsed0)))  # fmt: skip
         write_json(self.job_dir / "status.json", asdict(s))
 
     def run(self) -> Status:
         cfg = self.config
-        budget = cfg.time_budget_min * 60
+        budget = self.budget_s
         stop_flag = self.job_dir / "stop"  # cleared when a job is launched, so an early stop is kept
         for m in self.messages:
             log.info(m)
         if not self.status.heldout_l1:
             self.status.heldout_l1.append([self.step, self.heldout_l1()])
-        self.write_status(state="training", stage=self.status.stage or "global")
+        self.write_status(state="training", stage=cfg.netG)
         last_tick = time.perf_counter()
         recent: list[float] = []
         reason = "done"
@@ -655,6 +664,8 @@ class Trainer:
             if stop_flag.exists():
                 reason = "stopped"
                 break
+            if not self.face_stage() and self.status.stage == "face":
+                self.status.stage = cfg.netG  # a continued session trains the body generator again first
             if self.face_stage() and self.status.stage != "face":
                 self.status.stage = "face"
                 self.status.messages.append(f"Face stage from step {self.step}: G frozen, face residual GAN training.")
