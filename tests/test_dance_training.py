@@ -180,6 +180,9 @@ def test_resume_continues_from_the_checkpoint(data_dir, one_thread, sample_targe
     # another network size cannot resume from it
     with pytest.raises(InputError, match="ngf"):
         training.Trainer(path, TrainConfig(**{**base, "ngf": 16, "max_steps": 8}), data)
+    training.write_json(path / "job" / "config.json", dataclasses.asdict(config))
+    with pytest.raises(InputError, match="ngf"):  # refused at once, before any process starts
+        training.launch(path, TrainConfig(**{**base, "ngf": 16, "max_steps": 8}))
 
 
 def test_time_budget_stops_training(data_dir, one_thread, sample_target) -> None:

@@ -306,6 +306,24 @@ def split_holdout(n: int, fraction: float, minimum: int) -> tuple[np.ndarray, np
 
 # --------------------------------------------------------------------------- the trainer
 
+_SHAPE_KEYS = ("width", "height", "netG", "ngf", "n_downsampling", "n_blocks", "n_blocks_local", "ndf", "num_D",
+               "n_layers_D", "face_ngf", "face_n_downsampling", "face_n_blocks")  # fmt: skip
+
+
+def check_resumable(saved: TrainConfig, new: TrainConfig) -> None:
+    """A checkpoint continues only with the same network shapes, or as the local stage of a
+    global one (LocalEnhancer ngf = global ngf / 2, same depth); else a specific InputError."""
+    if saved.netG == "global" and new.netG == "local":
+        if (saved.ngf, saved.n_downsampling, saved.n_blocks) != (2 * new.ngf, new.n_downsampling, new.n_blocks):
+            raise InputError(f"The local stage needs a global stage with ngf {2 * new.ngf}, {new.n_downsampling} "
+                             f"downsamplings and {new.n_blocks} blocks; this target's has ngf {saved.ngf}.")  # fmt: skip
+        return
+    changed = [k for k in _SHAPE_KEYS if getattr(saved, k) != getattr(new, k)]
+    if changed:
+        raise InputError(f"This target was trained with other network settings ({', '.join(changed)}); "
+                         "pick the model size it was trained with, or restart from scratch.")  # fmt: skip
+
+
 
 @dataclass
 class Status:
@@ -595,12 +613,7 @@ class Trainer:
         if saved.netG == "global" and self.config.netG == "local":
             self._init_from_global_stage(state, saved)
             return
-        shape_keys = ("width", "height", "netG", "ngf", "n_downsampling", "n_blocks", "n_blocks_local", "ndf", "num_D",
-                      "n_layers_D", "face_ngf", "face_n_downsampling", "face_n_blocks")  # fmt: skip
-        changed = [k for k in shape_keys if getattr(saved, k) != getattr(self.config, k)]
-        if changed:
-            raise InputError(f"This target was trained with other network settings ({', '.join(changed)}); "
-                             "start a new training (restart) instead of resuming.")  # fmt: skip
+        check_resumable(saved, self.config)
         for name, obj in self._nets().items():
             if obj is not None and name in state:
                 obj.load_state_dict(state[name])
@@ -618,11 +631,7 @@ class Trainer:
         the LocalEnhancer's ``model.*`` (a global generator without its head) takes the global
         generator's weights; the face nets carry over when their settings match (they are fully
         convolutional, so the larger face box is fine); the discriminators start afresh."""
-        same = (saved.ngf == 2 * self.config.ngf and saved.n_downsampling == self.config.n_downsampling
-                and saved.n_blocks == self.config.n_blocks)  # fmt: skip
-        if not same:
-            raise InputError(f"The local stage needs a global stage with ngf {2 * self.config.ngf}, "
-                             f"{self.config.n_downsampling} downsamplings and {self.config.n_blocks} blocks.")  # fmt: skip
+        check_resumable(saved, self.config)
         own = self.netG.model.state_dict()
         self.netG.model.load_state_dict({k[len("model."):]: v for k, v in state["G"].items() if k[len("model."):] in own}, strict=True)
         face_same = all(getattr(saved, k) == getattr(self.config, k) for k in ("face_ngf", "face_n_downsampling", "face_n_blocks"))
@@ -821,6 +830,8 @@ def launch(target_dir: Path, config: TrainConfig, *, resume: bool = True) -> int
     if not resume:
         for name in ("checkpoint.pt", "status.json", "preview.png"):
             (job_dir / name).unlink(missing_ok=True)
+    elif (job_dir / "checkpoint.pt").exists() and (job_dir / "config.json").exists():
+        check_resumable(job_config(Path(target_dir)), config)  # refuse now, not minutes later in the job
     (job_dir / "stop").unlink(missing_ok=True)
     write_json(job_dir / "config.json", asdict(config))
     write_json(job_dir / "status.json", {**asdict(Status(budget_s=config.time_budget_min * 60, max_steps=config.max_steps)),
