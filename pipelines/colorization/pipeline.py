@@ -142,31 +142,47 @@ def chroma_flicker(frames: Iterable[np.ndarray]) -> float:
 
 
 class ChromaSmoother:
-    """Exponential moving average of the chrominance over time, reset at scene cuts.
+    """Motion-gated exponential moving average of the chrominance over time, reset at scene cuts.
 
-    DeOldify colours each frame independently, so colours can shimmer from frame to frame. This
-    blends each frame's U, V with the running average (``strength`` = weight of the past, 0 = off)
-    but starts afresh when the luminance changes abruptly (mean |dY| above ``cut_threshold``),
-    so colours never bleed across a cut. Luminance is never touched.
+    DeOldify colours each frame independently, so colours can shimmer from frame to frame. Each
+    pixel's U, V are blended with their running average, with the weight of the past equal to
+    ``strength`` where the luminance did not change and falling to 0 where it changed by
+    ``motion_levels`` or more after compensating a global exposure change (moving content keeps its
+    own colour instead of leaving a trail; old-film exposure flicker is still smoothed).
+    A scene cut (luminance histograms further apart than ``cut_distance`` in half-L1) restarts the
+    average, so colours never bleed across cuts. Luminance is never touched.
     """
 
-    def __init__(self, strength: float = 0.6, cut_threshold: float = 30.0) -> None:
+    def __init__(self, strength: float = 0.6, motion_levels: float = 24.0, cut_distance: float = 0.5) -> None:
         if not 0.0 <= strength < 1.0:
             raise InputError(f"Temporal smoothing must be in [0, 1), got {strength}.")
         self.strength = strength
-        self.cut_threshold = cut_threshold
+        self.motion_levels = motion_levels
+        self.cut_distance = cut_distance
         self._uv: np.ndarray | None = None
         self._luma: np.ndarray | None = None
+        self._hist: np.ndarray | None = None
 
     def __call__(self, luma: np.ndarray, uv: np.ndarray) -> np.ndarray:
         uv_f = uv.astype(np.float32)
         luma_f = luma.astype(np.float32)
-        cut = self._luma is None or float(np.abs(luma_f - self._luma).mean()) > self.cut_threshold
-        if cut or self._uv is None or self._uv.shape != uv_f.shape:
+        hist = np.bincount(luma.reshape(-1) >> 3, minlength=32) / luma.size
+        cut = (
+            self._uv is None
+            or self._uv.shape != uv_f.shape
+            or 0.5 * float(np.abs(hist - self._hist).sum()) > self.cut_distance
+        )
+        if cut:
             self._uv = uv_f
         else:
-            self._uv = self.strength * self._uv + (1.0 - self.strength) * uv_f
-        self._luma = luma_f
+            # old film flickers in exposure: compare against the previous frame scaled to this one's
+            # mean brightness, so a global exposure change does not count as motion
+            exposure = (float(luma_f.mean()) + 1.0) / (float(self._luma.mean()) + 1.0)
+            # blur the signed difference before taking its size: film grain averages out, motion does not
+            change = np.abs(cv2.blur(luma_f - exposure * self._luma, (5, 5)))
+            weight = (self.strength * np.clip(1.0 - change / self.motion_levels, 0.0, 1.0))[..., None]
+            self._uv = weight * self._uv + (1.0 - weight) * uv_f
+        self._luma, self._hist = luma_f, hist
         return np.clip(np.rint(self._uv), 0, 255).astype(np.uint8)
 
 
