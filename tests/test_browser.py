@@ -44,3 +44,151 @@ def test_models_tab_lists_checkpoints(page) -> None:
     first = registry.all_checkpoints()[0].id
     page.get_by_text(first, exact=True).first.wait_for(timeout=30_000)
     page.screenshot(path=str(screenshot_dir() / "models.png"), full_page=True)
+
+
+# --------------------------------------------------------------------------- each tab, end to end
+# In each tab: load its first example, press its button, wait for the output, check it and that
+# no error toast appeared, then save a screenshot (tests/screenshots/<tab>.png).
+
+TAB_FIXTURES = {
+    "restore": ["bopbtl/vae_a_quality", "bopbtl/mapping_quality", "bopbtl/vae_b_quality", "bopbtl/face_enhancer_256"],
+    "colorize": ["deoldify/artistic"],
+    "animate": ["tpsmm/vox"],
+    "dance": ["edn/openpose_body"],
+}
+RUN_TIMEOUT_MS = 300_000
+
+
+@pytest.fixture(scope="module")
+def tab_page(page, ensure_fixtures, tmp_path_factory):
+    """The page, with the fixture weights every example needs and a private dance data folder."""
+    import os
+
+    from pipelines.common.device import MODELS
+    from pipelines.nostalgia.pipeline import NostalgiaOptions, NostalgiaPipeline
+
+    one_click = NostalgiaPipeline.checkpoints(NostalgiaOptions(scratches="yes", colorize="yes", hr=False))
+    ensure_fixtures(list(dict.fromkeys([*one_click, *(cid for ids in TAB_FIXTURES.values() for cid in ids)])))
+    MODELS.unload()  # networks load from the app's (fixture) cache, whatever ran before
+    previous = os.environ.get("NOSTALGIA_DATA_DIR")
+    os.environ["NOSTALGIA_DATA_DIR"] = str(tmp_path_factory.mktemp("dance-data"))
+    yield page
+    if previous is None:
+        os.environ.pop("NOSTALGIA_DATA_DIR", None)
+    else:
+        os.environ["NOSTALGIA_DATA_DIR"] = previous
+
+
+@pytest.fixture(autouse=True)
+def _screenshot_on_failure(request):
+    """A failing tab test leaves ``<test name>-failed.png`` showing what the page looked like."""
+    failed = request.session.testsfailed
+    yield
+    if request.session.testsfailed > failed and "tab_page" in request.fixturenames:
+        request.getfixturevalue("tab_page").screenshot(
+            path=str(screenshot_dir() / f"{request.node.name}-failed.png"), full_page=True
+        )
+
+
+def _open_tab(page, title: str) -> None:
+    page.get_by_role("tab", name=title, exact=True).click()
+    page.wait_for_timeout(500)
+
+
+def _block(page, label: str):
+    """The innermost Gradio block whose label is ``label``."""
+    return page.locator("div.block").filter(has=page.locator("[data-testid=block-label]", has_text=label)).last
+
+
+def _load_first_example(page) -> None:
+    example = page.locator("button.gallery-item:visible, tbody tr:visible").first
+    example.wait_for(timeout=30_000)
+    example.click()
+    page.wait_for_timeout(1_500)  # the example's files are fetched into the inputs
+
+
+def _no_error_toast(page) -> None:
+    toasts = page.locator("[data-testid=toast-body]:visible")
+    texts = toasts.all_inner_texts() if toasts.count() else []
+    assert not [t for t in texts if "error" in t.lower()], texts
+
+
+def _shot(page, name: str) -> None:
+    page.screenshot(path=str(screenshot_dir() / f"{name}.png"), full_page=True)
+
+
+def test_nostalgia_tab_runs_its_example(tab_page) -> None:
+    page = tab_page
+    _open_tab(page, "Nostalgia")
+    _load_first_example(page)
+    page.get_by_text("More options").first.click()  # the cheapest settings: this runs three networks on a CPU
+    for label, value in (("Render factor (colour detail)", "7"), ("Preset motion length (s)", "0.5")):
+        box = page.get_by_label(f"number input for {label}").first
+        box.fill(value)
+        box.press("Enter")
+    page.get_by_role("button", name="Bring it back to life", exact=True).click()
+    video = _block(page, "Animated photo").locator("video")
+    video.first.wait_for(state="attached", timeout=RUN_TIMEOUT_MS)
+    assert ".mp4" in (video.first.get_attribute("src") or "")
+    assert _block(page, "Restored").locator("img").count() == 1
+    _no_error_toast(page)
+    _shot(page, "nostalgia")
+
+
+def test_restore_tab_runs_its_example(tab_page) -> None:
+    page = tab_page
+    _open_tab(page, "Restore")
+    _load_first_example(page)
+    page.get_by_role("button", name="Restore", exact=True).click()
+    after = _block(page, "Before / after").locator("img")
+    after.first.wait_for(state="visible", timeout=RUN_TIMEOUT_MS)
+    page.get_by_text("Done in").first.wait_for(timeout=30_000)
+    assert after.count() >= 1
+    assert _block(page, "Intermediate results").locator("img").count() >= 1
+    _no_error_toast(page)
+    _shot(page, "restore")
+
+
+def test_colorize_tab_runs_its_example(tab_page) -> None:
+    page = tab_page
+    _open_tab(page, "Colorize")
+    _load_first_example(page)
+    page.get_by_role("button", name="Colorize", exact=True).click()
+    _block(page, "Before / after").locator("img").first.wait_for(state="visible", timeout=RUN_TIMEOUT_MS)
+    page.get_by_text("render factor").first.wait_for(timeout=30_000)
+    assert "colorized" in _block(page, "Full-resolution PNG").inner_text().lower()
+    _no_error_toast(page)
+    _shot(page, "colorize")
+
+
+def test_animate_tab_runs_its_example(tab_page) -> None:
+    page = tab_page
+    _open_tab(page, "Animate")
+    _load_first_example(page)
+    page.get_by_role("button", name="Animate", exact=True).click()
+    video = _block(page, "Animated photo").locator("video")
+    video.first.wait_for(state="attached", timeout=RUN_TIMEOUT_MS)
+    assert ".mp4" in (video.first.get_attribute("src") or "")
+    page.get_by_text("Done in").first.wait_for(timeout=30_000)
+    _no_error_toast(page)
+    _shot(page, "animate")
+
+
+def test_dance_tab_starts_training_the_sample(tab_page) -> None:
+    """The Dance tab has no one-click example: its 'sample dancer' is the offline example. Training
+    starts in the background, the job id and status appear; then it is stopped."""
+    page = tab_page
+    _open_tab(page, "Dance")
+    page.get_by_label("Use the sample dancer instead (procedural, offline)").check()
+    page.get_by_role("button", name="Start training", exact=True).click()
+    job = _block(page, "Job (target id)").locator("input, textarea").first
+    page.wait_for_function("el => el.value && el.value.length > 0", arg=job.element_handle(), timeout=RUN_TIMEOUT_MS)
+    target = job.input_value()
+    page.get_by_text(f"{target}").first.wait_for(timeout=30_000)
+    _no_error_toast(page)
+    _shot(page, "dance")
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_text("Stop requested").first.wait_for(timeout=30_000)
+    from pipelines.dance import pipeline
+
+    assert target in [t.id for t in pipeline.list_targets()]
