@@ -334,3 +334,17 @@ def test_continuing_a_target_gets_a_new_budget_and_ends_with_the_face_stage(data
     assert second.face_trained and not second.face_stage()
     second.step = 4
     assert second.face_stage()
+
+
+def test_learning_rate_is_constant_then_decays_linearly_in_each_phase(data_dir, sample_target) -> None:
+    path = _tiny_target(data_dir, sample_target, n=10)
+    config = TrainConfig(**{**TINY, "width": 64, "height": 32, "max_steps": 100, "face_fraction": 0.2, "lr": 1e-3})
+    trainer = training.Trainer(path, config, training.target_training_data(path, config))
+    lrs = {}
+    for step in (0, 40, 60, 80, 90, 99):
+        trainer.step = step
+        lrs[step] = trainer.learning_rate()
+    # body phase: steps 0..80 (constant to 40, then down); face phase: 80..100 (constant to 90, then down)
+    assert lrs[0] == lrs[40] == lrs[80] == lrs[90] == pytest.approx(1e-3)
+    assert lrs[60] == pytest.approx(0.5e-3) and lrs[99] == pytest.approx(0.1e-3)
+    assert TrainConfig(**{**TINY, "lr_decay": False}).lr_decay is False

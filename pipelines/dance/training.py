@@ -96,6 +96,7 @@ class TrainConfig:
     use_l1: bool | None = None  # None = on exactly when the VGG term is off
     lr: float = 2e-4
     beta1: float = 0.5
+    lr_decay: bool = True  # the original's niter/niter_decay: constant, then linear to 0 over the 2nd half
     batch_size: int = 1
     max_steps: int = 20000
     time_budget_min: float = 30.0
@@ -461,11 +462,35 @@ class Trainer:
         by_time = self.elapsed >= elapsed0 + (self.budget_s - elapsed0) * keep
         return by_steps or by_time
 
+    def phase_progress(self) -> float:
+        """How far (0..1) the current phase of this session is: the body phase is the first
+        ``1 - face_fraction`` of the session, the face phase the rest (by steps or by time)."""
+        step0, elapsed0 = self.session_start
+        keep = 1.0 - self.config.face_fraction if self.has_faces else 1.0
+        spans = ((step0, self.config.max_steps, self.step), (elapsed0, self.budget_s, self.elapsed))
+        fractions = []
+        for start, end, now in spans:
+            split = start + (end - start) * keep
+            lo, hi = (split, end) if self.face_stage() else (start, split)
+            fractions.append((now - lo) / max(1e-9, hi - lo))
+        return min(1.0, max(0.0, *fractions))
+
+    def learning_rate(self) -> float:
+        """``lr`` for the first half of each phase, then linearly down to 0 (the original's
+        ``niter`` = ``niter_decay`` schedule, applied to each phase of a time-budgeted session)."""
+        if not self.config.lr_decay:
+            return self.config.lr
+        return self.config.lr * min(1.0, 2.0 * (1.0 - self.phase_progress()))
+
     def train_step(self) -> dict[str, float]:
         """One optimisation step of the original ``train_fullts`` loop on a batch of pairs."""
         cfg = self.config
         face = self.face_stage()
         l0, l1, r0, r1, boxes = self._sample_pairs()
+        lr = self.learning_rate()
+        for opt in (self.optG, self.optD, self.optFG, self.optFD):
+            for group in opt.param_groups if opt is not None else ():
+                group["lr"] = lr
         self.netG.train(not face)
         self.netG.requires_grad_(not face)
         if not face and cfg.netG == "local" and self.step < cfg.niter_fix_global:
