@@ -6,7 +6,7 @@ the app restarting, and interruptions (it resumes from its last checkpoint)::
     <target dir>/
       target.json                 name, where the frames came from, fps, frame count
       poses.npz                   BODY_23/face/hand keypoints per frame (canvas pixels), once
-      frames.npz                  the video's frames (RGB uint8), once
+      source.mp4 | frames.npz     the target video (uploads) or its frames (the procedural sample)
       data_<W>x<H>_f<box>.npz     frames, labels and face boxes at one training size, once
       job/config.json             the TrainConfig of the run
       job/status.json             state, step, losses, held-out L1 history, messages (atomic writes)
@@ -22,12 +22,18 @@ The loop is the original ``train_fullts.py`` + ``Pix2PixHDModel.forward`` with t
 smoothing: for a pair of consecutive frames, ``I0 = G(cat(l0, 0))``, ``I1 = G(cat(l1, I0))``;
 the multiscale discriminator sees ``cat(l0, l1, I0, I1)``; losses LSGAN + feature matching
 (+ VGG19 when its ImageNet weights are cached, else the original ``--use_l1`` term instead,
-logged). In the face stage (the last ``face_fraction`` of the run) G is frozen and only the face
-residual generator learns, with the face discriminator on the 6-channel face crops, as the
-original face stage does. Differences from the original, on purpose: one process trains both
-stages within a time budget; batches of several pairs and bf16/fp16 autocast on GPU.
+logged). In the face stage (the last ``face_fraction`` of each session) G is frozen and only the
+face residual generator learns, with the face discriminator on the 6-channel face crops, as the
+original face stage does. ``netG="local"`` is the paper's second stage: a LocalEnhancer at twice
+the size whose inner global generator starts from the target's finished global stage
+(``--load_pretrain``; ``niter_fix_global`` as the original). Adam (lr 2e-4, beta1 0.5), constant
+then linearly decayed to 0 over the second half of each phase (``niter`` = ``niter_decay``).
 
-Run a job: ``python -m pipelines.dance.training <job dir>`` (what :func:`launch` spawns).
+Differences from the original, on purpose: a session is bounded by a time budget (and a step
+cap) instead of epochs, and one session trains the body generator then the face GAN; batches of
+several pairs and bf16/fp16 autocast on GPU; frames are sampled as random consecutive pairs.
+
+Run a job: ``python -m pipelines.dance.training <target dir>`` (what :func:`launch` spawns).
 """
 
 from __future__ import annotations
