@@ -40,7 +40,7 @@ from pipelines.common.errors import InputError, ModelUnavailableError
 
 MODES = ("relative", "standard", "avd")
 ProgressFn = Callable[[float, str], None]
-MAX_OUTPUT_SIDE = 1280  # long side of the whole-photo video (H.264 at browser-friendly sizes)
+MAX_OUTPUT_SIDE = 1920  # default cap on the long side of the whole-photo video (browser-playable H.264)
 
 
 @dataclass
@@ -99,7 +99,7 @@ class TPSMMPipeline:
         inpainting_network: InpaintingNetwork,
         avd_network: AVDNetwork | None = None,
         device: torch.device | None = None,
-        batch_size: int = 4,
+        batch_size: int | None = None,
         channels_last: bool = False,
         low_precision: bool = False,
     ):
@@ -109,7 +109,9 @@ class TPSMMPipeline:
         self.dense_motion = dense_motion_network.to(self.device).eval()
         self.inpainting = inpainting_network.to(self.device).eval()
         self.avd = avd_network.to(self.device).eval() if avd_network is not None else None
-        self.batch_size = max(1, int(batch_size))
+        # Frames go through the networks in batches on GPUs; on CPUs a batch of frames costs MORE
+        # per frame (measured: the decoder's 64-512 channel maps fall out of cache), so 1 there.
+        self.batch_size = max(1, int(batch_size or (8 if self.device.type == "cuda" else 1)))
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         # Optional reduced precision for the two heavy networks only (keypoints and the TPS solve
         # stay float32): float16 on CUDA, bfloat16 on CPUs (fast with AVX-512 BF16 / AMX). Not exact.
@@ -325,7 +327,8 @@ def animate(
     crop_faces: bool = True,
     crop_driving: bool = True,
     side_by_side: bool = True,
-    batch_size: int = 4,
+    batch_size: int | None = None,
+    max_side: int = MAX_OUTPUT_SIDE,
     pipeline: TPSMMPipeline | None = None,
     progress: ProgressFn | None = None,
 ) -> AnimateOutput:
@@ -336,7 +339,9 @@ def animate(
     video is cropped around its face when ``crop_driving``. Other models animate the whole photo
     resized to their square input and resize the result back. Output: H.264 at the driving fps
     with the driving audio; ``side_by_side`` adds a (driving | result) video. ``pipeline`` reuses
-    an already built pipeline (its config then decides the model).
+    an already built pipeline (its config then decides the model). Photos larger than
+    ``max_side`` on their long side are scaled down to it first (the video would not play in a
+    browser otherwise); smaller photos keep their full resolution.
     """
     started = time.perf_counter()
     report = progress or (lambda f, m="": None)
@@ -345,7 +350,7 @@ def animate(
         raise InputError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
     if driving_video is None or not str(driving_video).strip():
         raise InputError("Please provide a driving video.")
-    photo = _fit(media.load_image(source_image, name="photo"), MAX_OUTPUT_SIDE)
+    photo = _fit(media.load_image(source_image, name="photo"), max_side)
     report(0.02, "reading the driving video")
     frames, info = media.read_video(driving_video)
     notes: list[str] = []
