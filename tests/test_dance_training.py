@@ -155,8 +155,6 @@ def test_transfer_of_an_uploaded_video_keeps_its_audio_and_fps(uploaded_transfer
     assert result.n_frames == 9
 
 
-@pytest.mark.xfail(strict=True, reason="media.mux_audio uses ffmpeg -shortest, which drops the last video frames "
-                   "of short clips when the audio is copied in (9 -> 5 frames here); fix: cut with -t <video duration>")  # fmt: skip
 def test_transfer_with_audio_keeps_every_frame(uploaded_transfer) -> None:
     source, result = uploaded_transfer
     assert probe_video(result.path).n_frames == probe_video(source).n_frames == 9

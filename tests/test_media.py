@@ -125,3 +125,15 @@ def test_not_a_video_is_refused(tmp_path: Path) -> None:
     (tmp_path / "x.mp4").write_text("nope")
     with pytest.raises(InputError, match="not a readable video"):
         media.probe_video(tmp_path / "x.mp4")
+
+
+def test_audio_shorter_or_longer_than_the_video_never_drops_frames(tmp_path: Path) -> None:
+    frames = [np.full((48, 64, 3), 10 * i, np.uint8) for i in range(10)]  # 1.0 s at 10 fps
+    for seconds in (0.3, 3.0):
+        tone = tmp_path / f"tone{seconds}.m4a"
+        cmd = [media.ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi", "-i", f"sine=duration={seconds}", str(tone)]
+        subprocess.run(cmd, check=True)
+        out = media.write_video(frames, tmp_path / f"out{seconds}.mp4", 10.0, audio_from=tone)
+        got, info = media.read_video(out)
+        assert len(got) == 10 and info.has_audio
+        assert info.duration == pytest.approx(1.0, abs=0.15)

@@ -294,28 +294,40 @@ def write_video(
             frame = np.pad(frame, ((0, out_h - height), (0, out_w - width), (0, 0)), mode="edge")
         return np.ascontiguousarray(frame[..., :3])
 
+    n_written = 0
     try:
         writer.send(pad(first))
+        n_written = 1
         for frame in frames_iter:
             writer.send(pad(frame))
+            n_written += 1
     finally:
         writer.close()
     if audio_from:
         if _has_audio(Path(audio_from)):
-            mux_audio(silent, audio_from, path)
+            mux_audio(silent, audio_from, path, duration=n_written / fps)
             silent.unlink(missing_ok=True)
         else:
             os.replace(silent, path)
     return path
 
 
-def mux_audio(video: str | os.PathLike, audio_source: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """Copy the video stream of ``video`` and the first audio stream of ``audio_source`` (AAC)."""
+def mux_audio(
+    video: str | os.PathLike, audio_source: str | os.PathLike, out: str | os.PathLike, *, duration: float | None = None
+) -> Path:
+    """Copy the video stream of ``video`` and the first audio stream of ``audio_source`` (AAC).
+
+    The audio is cut at the video's duration (``-t``), never the other way round: ffmpeg's
+    ``-shortest`` would drop the last video frames when the audio ends first.
+    """
+    if duration is None:
+        info = probe_video(video, max_seconds=float("inf"))
+        duration = info.n_frames / info.fps
     cmd = [
         ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error",
         "-i", str(video), "-i", str(audio_source),
         "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-b:a", "160k",
-        "-shortest", "-movflags", "+faststart", str(out),
+        "-t", f"{duration:.6f}", "-movflags", "+faststart", str(out),
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
