@@ -59,4 +59,18 @@ CHECKPOINTS: list[Checkpoint] = [
         homepage="https://github.com/Hzzone/pytorch-openpose",
         notes="Original model: https://github.com/CMU-Perceptual-Computing-Lab/openpose (COCO body, 18 keypoints).",
     ),
+    Checkpoint(
+        id="edn/vgg19",
+        family="edn",
+        filename="vgg19-dcbb9e9d.pth",
+        description=(
+            "torchvision's ImageNet VGG19, used only by Dance training for the pix2pixHD perceptual loss "
+            "(relu1_1..relu5_1 features). Without it training runs with GAN + feature matching and says so."
+        ),
+        licence="BSD-3-Clause (torchvision); VGG weights by the Oxford Visual Geometry Group, CC BY 4.0",
+        components=(Component(name="vgg19", builder="torchvision.models:vgg19", path=()),),
+        sources=(Source(url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth", note="torchvision model zoo"),),
+        homepage="https://pytorch.org/vision/stable/models/generated/torchvision.models.vgg19.html",
+        notes="torchvision names the file after the first 8 hex digits of its sha256 (dcbb9e9d); the full hash is not published here.",
+    ),
 ]
