@@ -94,7 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=None, help="frames per batch (default: the pipeline's, 1 on CPU, 8 on GPU)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
@@ -115,6 +115,7 @@ def main() -> None:
 
     cfg = get_config("vox")
     pipe = TPSMMPipeline(cfg, **nets, device=device, batch_size=args.batch)  # type: ignore[arg-type]
+    args.batch = pipe.batch_size
     reference = pipe.animate_arrays(source, driving).frames
     _timed(bench, f"project fp32, batch {args.batch}", size, lambda: pipe.animate_arrays(source, driving), args.frames, "exact", **kw)
 
