@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -95,7 +97,7 @@ def _open_tab(page, title: str) -> None:
     page.wait_for_timeout(500)
 
 
-def _block(page, label: str):
+def _block(page, label: str | re.Pattern[str]):
     """The innermost Gradio block whose label is ``label``."""
     return page.locator("div.block").filter(has=page.locator("[data-testid=block-label]", has_text=label)).last
 
@@ -161,15 +163,26 @@ def test_colorize_tab_runs_its_example(tab_page) -> None:
     _shot(page, "colorize")
 
 
-def test_animate_tab_runs_its_example(tab_page) -> None:
+def test_animate_tab_runs_its_example(tab_page, tmp_path: Path) -> None:
+    """The tab's example photo and the first frames of its example driving clip (the whole clip
+    takes minutes on a CPU), uploaded through the page's file inputs."""
+    from pipelines.animation.examples import example_inputs
+    from pipelines.common.media import read_video, write_video
+
+    photo, clip = example_inputs(tmp_path / "examples")
+    frames, info = read_video(clip)
+    short = write_video(frames[:6], tmp_path / "driving_short.mp4", info.fps, audio_from=clip)
     page = tab_page
     _open_tab(page, "Animate")
-    _load_first_example(page)
+    _block(page, re.compile(r"^\s*Photo\s*$")).locator("input[type=file]").set_input_files(str(photo))
+    _block(page, "Driving video").locator("input[type=file]").set_input_files(str(short))
+    page.wait_for_timeout(2_000)
     page.get_by_role("button", name="Animate", exact=True).click()
     video = _block(page, "Animated photo").locator("video")
     video.first.wait_for(state="attached", timeout=RUN_TIMEOUT_MS)
     assert ".mp4" in (video.first.get_attribute("src") or "")
     page.get_by_text("Done in").first.wait_for(timeout=30_000)
+    page.get_by_text("6 frames").first.wait_for(timeout=10_000)
     _no_error_toast(page)
     _shot(page, "animate")
 
@@ -180,8 +193,11 @@ def test_dance_tab_starts_training_the_sample(tab_page) -> None:
     page = tab_page
     _open_tab(page, "Dance")
     page.get_by_label("Use the sample dancer instead (procedural, offline)").check()
+    budget = page.get_by_label("number input for Time budget (minutes)").first
+    budget.fill("1")
+    budget.press("Enter")
     page.get_by_role("button", name="Start training", exact=True).click()
-    job = _block(page, "Job (target id)").locator("input, textarea").first
+    job = page.get_by_label("Job (target id)").first
     page.wait_for_function("el => el.value && el.value.length > 0", arg=job.element_handle(), timeout=RUN_TIMEOUT_MS)
     target = job.input_value()
     page.get_by_text(f"{target}").first.wait_for(timeout=30_000)
@@ -189,6 +205,12 @@ def test_dance_tab_starts_training_the_sample(tab_page) -> None:
     _shot(page, "dance")
     page.get_by_role("button", name="Stop", exact=True).click()
     page.get_by_text("Stop requested").first.wait_for(timeout=30_000)
+    import time
+
     from pipelines.dance import pipeline
 
     assert target in [t.id for t in pipeline.list_targets()]
+    deadline = time.monotonic() + 120  # the background process saves and exits: nothing keeps running
+    while pipeline.training_status(target).get("state") in ("queued", "preparing", "training"):
+        assert time.monotonic() < deadline, pipeline.training_status(target)
+        time.sleep(2)
