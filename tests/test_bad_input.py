@@ -391,3 +391,44 @@ def test_server_still_serves_after_all_of_it(client, tmp_path: Path) -> None:
     Image.fromarray(_photo(24, 32, 9)).save(path)
     (_before, after), _download, note = _colorize(client, handle_file(str(path)))
     assert _rgb(after).shape == (24, 32, 3) and "render factor 7" in note
+
+
+# --------------------------------------------------------------------------- Dance: a video without a person
+
+
+@pytest.fixture()
+def dance_data(tmp_path: Path) -> Any:
+    """A private dance-targets folder (read by the app at each call, inherited by training jobs)."""
+    import os
+
+    saved = os.environ.get("NOSTALGIA_DATA_DIR")
+    os.environ["NOSTALGIA_DATA_DIR"] = str(tmp_path / "dance-data")
+    yield tmp_path / "dance-data"
+    if saved is None:
+        os.environ.pop("NOSTALGIA_DATA_DIR", None)
+    else:
+        os.environ["NOSTALGIA_DATA_DIR"] = saved
+
+
+def test_dance_target_video_without_person_is_reported(client, ensure_fixtures, dance_data, tmp_path: Path) -> None:
+    """Training starts in the background and returns at once; pose estimation then finds nobody
+    and the job's status says so (it does not crash, and nothing keeps running)."""
+    import time
+
+    from gradio_client import handle_file
+
+    ensure_fixtures(["edn/openpose_body"])
+    frames = [np.roll(_photo(64, 48, 3), 2 * i, axis=0) for i in range(12)]
+    empty_room = write_video(frames, tmp_path / "empty_room.mp4", 6)
+    target, *_ = client.predict(
+        handle_file(str(empty_room)), False, "empty room", "tiny", 1, False, None, False, api_name="/dance_train"
+    )
+    deadline = time.monotonic() + 240
+    while True:
+        summary, _preview = client.predict(target, api_name="/dance_status")
+        if "no person was found" in summary or not any(s in summary for s in ("queued", "preparing", "training")):
+            break
+        assert time.monotonic() < deadline, summary
+        time.sleep(3)
+    assert "no person was found" in summary, summary
+    assert "Traceback" not in summary
