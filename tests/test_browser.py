@@ -44,7 +44,7 @@ def test_models_tab_lists_checkpoints(page) -> None:
 
     page.get_by_role("tab", name="Models").click()
     first = registry.all_checkpoints()[0].id
-    page.get_by_text(first, exact=True).first.wait_for(timeout=30_000)
+    page.get_by_text(first, exact=True).filter(visible=True).first.wait_for(timeout=30_000)
     page.screenshot(path=str(screenshot_dir() / "models.png"), full_page=True)
 
 
@@ -98,8 +98,10 @@ def _open_tab(page, title: str) -> None:
 
 
 def _block(page, label: str | re.Pattern[str]):
-    """The innermost Gradio block whose label is ``label``."""
-    return page.locator("div.block").filter(has=page.locator("[data-testid=block-label]", has_text=label)).last
+    """The innermost visible Gradio block whose label is ``label`` (other tabs have blocks with the
+    same label, hidden)."""
+    labelled = page.locator("div.block").filter(has=page.locator("[data-testid=block-label]", has_text=label))
+    return labelled.filter(visible=True).last
 
 
 def _load_first_example(page) -> None:
@@ -123,7 +125,9 @@ def test_nostalgia_tab_runs_its_example(tab_page) -> None:
     page = tab_page
     _open_tab(page, "Nostalgia")
     _load_first_example(page)
-    page.get_by_text("More options").first.click()  # the cheapest settings: this runs three networks on a CPU
+    page.get_by_text("More options").filter(
+        visible=True
+    ).first.click()  # the cheapest settings: this runs three networks on a CPU
     for label, value in (("Render factor (colour detail)", "7"), ("Preset motion length (s)", "0.5")):
         box = page.get_by_label(f"number input for {label}").first
         box.fill(value)
@@ -144,7 +148,7 @@ def test_restore_tab_runs_its_example(tab_page) -> None:
     page.get_by_role("button", name="Restore", exact=True).click()
     after = _block(page, "Before / after").locator("img")
     after.first.wait_for(state="visible", timeout=RUN_TIMEOUT_MS)
-    page.get_by_text("Done in").first.wait_for(timeout=30_000)
+    page.get_by_text("Done in").filter(visible=True).first.wait_for(timeout=30_000)
     assert after.count() >= 1
     assert _block(page, "Intermediate results").locator("img").count() >= 1
     _no_error_toast(page)
@@ -157,7 +161,7 @@ def test_colorize_tab_runs_its_example(tab_page) -> None:
     _load_first_example(page)
     page.get_by_role("button", name="Colorize", exact=True).click()
     _block(page, "Before / after").locator("img").first.wait_for(state="visible", timeout=RUN_TIMEOUT_MS)
-    page.get_by_text("render factor").first.wait_for(timeout=30_000)
+    page.get_by_text("render factor").filter(visible=True).first.wait_for(timeout=30_000)
     assert "colorized" in _block(page, "Full-resolution PNG").inner_text().lower()
     _no_error_toast(page)
     _shot(page, "colorize")
@@ -181,8 +185,8 @@ def test_animate_tab_runs_its_example(tab_page, tmp_path: Path) -> None:
     video = _block(page, "Animated photo").locator("video")
     video.first.wait_for(state="attached", timeout=RUN_TIMEOUT_MS)
     assert ".mp4" in (video.first.get_attribute("src") or "")
-    page.get_by_text("Done in").first.wait_for(timeout=30_000)
-    page.get_by_text("6 frames").first.wait_for(timeout=10_000)
+    page.get_by_text("Done in").filter(visible=True).first.wait_for(timeout=30_000)
+    page.get_by_text("6 frames").filter(visible=True).first.wait_for(timeout=10_000)
     _no_error_toast(page)
     _shot(page, "animate")
 
@@ -200,11 +204,11 @@ def test_dance_tab_starts_training_the_sample(tab_page) -> None:
     job = page.get_by_label("Job (target id)").first
     page.wait_for_function("el => el.value && el.value.length > 0", arg=job.element_handle(), timeout=RUN_TIMEOUT_MS)
     target = job.input_value()
-    page.get_by_text(f"{target}").first.wait_for(timeout=30_000)
+    page.get_by_text(f"{target}").filter(visible=True).first.wait_for(timeout=30_000)
     _no_error_toast(page)
     _shot(page, "dance")
     page.get_by_role("button", name="Stop", exact=True).click()
-    page.get_by_text("Stop requested").first.wait_for(timeout=30_000)
+    page.get_by_text("Stop requested").filter(visible=True).first.wait_for(timeout=30_000)
     import time
 
     from pipelines.dance import pipeline
