@@ -106,7 +106,7 @@ def _block(page, label: str | re.Pattern[str]):
 
 def _load_first_example(page) -> None:
     example = page.locator("button.gallery-item:visible, tbody tr:visible").first
-    example.wait_for(timeout=30_000)
+    example.wait_for(timeout=120_000)
     example.click()
     page.wait_for_timeout(1_500)  # the example's files are fetched into the inputs
 
