@@ -225,3 +225,39 @@ def test_fixture_file_has_published_layout_and_loads_strictly(weights_dir: Path)
             store.load_into(torch.nn.Linear(3, 3), ckpt.id, "head")
     finally:
         registry.unregister("test/tinyfix")
+
+
+def test_absent_optional_component_is_remembered_without_unpickling_again(
+    weights_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ckpt = registry.register(
+        Checkpoint(
+            id="test/optional",
+            family="test",
+            filename="opt.pth.tar",
+            description="",
+            licence="MIT",
+            components=(
+                Component("net", "tests.tiny_models:build_linear", path=("net",)),
+                Component("extra", "tests.tiny_models:build_linear", path=("extra",)),
+            ),
+            optional_components=("extra",),
+        )
+    )
+    try:
+        path = store.checkpoint_path(ckpt)
+        path.parent.mkdir(parents=True)
+        sd = torch.nn.Linear(3, 2).state_dict()
+        torch.save({"net": sd, "epoch": 1}, path)
+        with pytest.raises(store.WeightsError, match="no 'extra' state dict"):
+            store.load_state_dict(ckpt.id, "extra")
+        assert torch.equal(store.load_state_dict(ckpt.id, "net")["weight"], sd["weight"])
+
+        def no_unpickling(_: Path) -> None:
+            raise AssertionError("the published pickle was read again")
+
+        monkeypatch.setattr(store, "_unpickle", no_unpickling)
+        with pytest.raises(store.WeightsError, match="no 'extra' state dict"):
+            store.load_state_dict(ckpt.id, "extra")
+    finally:
+        registry.unregister(ckpt.id)

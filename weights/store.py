@@ -204,7 +204,10 @@ def download(
                     raise OSError(f"sha256 {got} != expected {ckpt.sha256}")
             os.replace(candidate, path)  # atomic: a reader sees the old state or the whole file
             _fixture_marker(path).unlink(missing_ok=True)
-            for stale in path.parent.glob(f"{ckpt.filename}.*.safetensors"):
+            for stale in [
+                *path.parent.glob(f"{ckpt.filename}.*.safetensors"),
+                *path.parent.glob(f"{ckpt.filename}.*.absent"),
+            ]:
                 stale.unlink()
             if ckpt.sha256:
                 path.with_name(path.name + ".sha256").write_text(ckpt.sha256 + "\n")
@@ -250,7 +253,7 @@ def write_fixture(ckpt: Checkpoint, salt: str = "fixture", gain: float = 1.0) ->
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
-    for stale in path.parent.glob(f"{ckpt.filename}.*.safetensors"):
+    for stale in [*path.parent.glob(f"{ckpt.filename}.*.safetensors"), *path.parent.glob(f"{ckpt.filename}.*.absent")]:
         stale.unlink()
     path.with_name(path.name + ".sha256").unlink(missing_ok=True)
     _fixture_marker(path).write_text(json.dumps({"salt": salt, "gain": gain, "formula": 1, "sha256": sha256_of(path)}))
@@ -303,8 +306,12 @@ def load_state_dict(checkpoint_id: str, component: str | None = None) -> dict[st
     if not path.exists():
         raise WeightsMissingError(manual_instructions(ckpt))
     converted = _converted_path(path, comp.name)
+    absent = converted.with_suffix(".absent")
     if converted.exists() and converted.stat().st_mtime >= path.stat().st_mtime:
         return load_file(str(converted))
+    if absent.exists() and absent.stat().st_mtime >= path.stat().st_mtime:
+        # Known from an earlier conversion: answer without unpickling the whole file again.
+        raise WeightsError(f"{ckpt.id}: the file has no {comp.name!r} state dict ({absent.read_text().strip()})")
     info = fixture_info(ckpt)
     if info is None and ckpt.sha256:
         st = verify(ckpt)
@@ -315,7 +322,6 @@ def load_state_dict(checkpoint_id: str, component: str | None = None) -> dict[st
     elif info is not None and info.get("sha256") != sha256_of(path):
         raise WeightsError(f"{ckpt.id}: fixture file {path} was modified after it was written; refused.")
     obj = _unpickle(path)
-    to_model, _ = _key_mappers(comp)
     for c in ckpt.components:
         sd = None
         for candidate in (c.path, *c.alt_paths):
@@ -326,18 +332,19 @@ def load_state_dict(checkpoint_id: str, component: str | None = None) -> dict[st
             if isinstance(found, dict) and found and all(isinstance(v, torch.Tensor) for v in found.values()):
                 sd = found
                 break
+        where = f"{'/'.join(c.path) or '(top level)'} in {path}"
         if sd is None:
-            if c.name in ckpt.optional_components and c.name != comp.name:
+            if c.name in ckpt.optional_components:
+                _converted_path(path, c.name).with_suffix(".absent").write_text(f"nothing at {where}\n")
                 continue
-            raise WeightsError(
-                f"{ckpt.id}: no state dict for {c.name!r} at {'/'.join(c.path) or '(top level)'} in {path}"
-            )
+            raise WeightsError(f"{ckpt.id}: no state dict for {c.name!r} at {where}")
         c_to_model, _ = _key_mappers(c)
         clean = {c_to_model(k): v.detach().contiguous().clone() for k, v in sd.items()}
         tmp = _converted_path(path, c.name).with_suffix(".tmp")
         save_file(clean, str(tmp))
         os.replace(tmp, _converted_path(path, c.name))
-    del to_model
+    if not converted.exists():
+        raise WeightsError(f"{ckpt.id}: the file has no {comp.name!r} state dict ({absent.read_text().strip()})")
     return load_file(str(converted))
 
 
