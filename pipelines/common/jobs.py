@@ -19,13 +19,13 @@ oldest ones beyond a disk budget, never a running or queued one.
 
 Use::
 
-    SLOTS = ProcessSlots("dance", state_file=root / ".slots.json")
+    SLOTS = training_slots()                  # the machine-wide cap, shared by every trainer
     job_id = new_job_id("grandpa")
     folder = root / job_id; folder.mkdir(); claim(folder, owner)
-    position = SLOTS.submit(job_id, owner, lambda: subprocess.Popen([...], start_new_session=True),
+    position = SLOTS.submit(f"dance/{job_id}", owner, lambda: subprocess.Popen([...], start_new_session=True),
                             wall_s=3600)           # 0: started; n: n-th in the queue
-    SLOTS.state(job_id)   # "running" | "queued" | None
-    SLOTS.cancel(job_id)  # dequeue, or SIGTERM the running process
+    SLOTS.state(f"dance/{job_id}")   # "running" | "queued" | None
+    SLOTS.cancel(f"dance/{job_id}")  # dequeue, or SIGTERM the running process
 """
 
 from __future__ import annotations
@@ -477,3 +477,18 @@ def _read_json(path: Path) -> dict:
         return data if isinstance(data, dict) else {}
     except (OSError, json.JSONDecodeError):
         return {}
+
+
+# --------------------------------------------------------------------------- the machine-wide training cap
+
+_TRAINING_SLOTS: list[ProcessSlots] = []
+_TRAINING_LOCK = threading.Lock()
+
+
+def training_slots() -> ProcessSlots:
+    """The one :class:`ProcessSlots` every kind of training shares (Dance, Time Machine), so the
+    machine-wide cap holds across them; keys are ``"<kind>/<job id>"``."""
+    with _TRAINING_LOCK:
+        if not _TRAINING_SLOTS:
+            _TRAINING_SLOTS.append(ProcessSlots("training", state_file=data_dir() / ".training-slots.json"))
+        return _TRAINING_SLOTS[0]
