@@ -1,13 +1,16 @@
-"""Dance (Everybody Dance Now): the one published file it needs, OpenPose's COCO body network.
+"""Dance (Everybody Dance Now): OpenPose's COCO body network, and the optional training extras.
 
 No pretrained Everybody Dance Now generator was ever published (the GAN is trained per target
-video), so the only checkpoint is ``body_pose_model.pth``: CMU OpenPose's COCO body model
+video), so the one checkpoint it needs is ``body_pose_model.pth``: CMU OpenPose's COCO body model
 (``pose_iter_440000.caffemodel``) converted to PyTorch by Hzzone/pytorch-openpose. Its keys carry no
 ``modelX_Y.`` block prefix; :func:`pipelines.dance.openpose.openpose_key_map` maps them.
 
 Hzzone's README links a Dropbox and a Google Drive *folder* (pages, not direct files; fetch the file
 from them by hand). The Hugging Face copies below are byte-identical uploads (same LFS sha256 and
 size in lllyasviel/Annotators, lllyasviel/ControlNet and TencentARC/T2I-Adapter).
+
+Optional: torchvision's VGG19 (the perceptual training loss) and LPIPS v0.1 (linear layers +
+torchvision AlexNet or VGG16) for the held-out quality figure of a trained target.
 """
 
 from __future__ import annotations
@@ -72,5 +75,67 @@ CHECKPOINTS: list[Checkpoint] = [
         sources=(Source(url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth", note="torchvision model zoo"),),
         homepage="https://pytorch.org/vision/stable/models/generated/torchvision.models.vgg19.html",
         notes="torchvision names the file after the first 8 hex digits of its sha256 (dcbb9e9d); the full hash is not published here.",
+    ),
+]
+
+# LPIPS v0.1 (the held-out quality of a trained target): the published linear layers plus the
+# torchvision ImageNet backbone they were calibrated on. sha256/size of the linear files are those
+# of the files shipped in the lpips 0.1.4 wheel (the repository's lpips/weights/v0.1/ files).
+_LPIPS_LICENCE = "BSD-2-Clause (richzhang/PerceptualSimilarity, LPIPS v0.1 linear layers)"
+_LPIPS_WHEEL = (
+    "https://files.pythonhosted.org/packages/9b/13/1df50c7925d9d2746702719f40e864f51ed66f307b20ad32392f1ad2bb87/"
+    "lpips-0.1.4-py3-none-any.whl"
+)
+
+
+def _lpips_linear(net: str, sha256: str, size: int, backbone: str) -> Checkpoint:
+    return Checkpoint(
+        id=f"edn/lpips_{net}",
+        family="edn",
+        filename=f"{net}.pth",
+        description=(
+            f"LPIPS v0.1 linear calibration layers for the {backbone} backbone (5 bias-free 1x1 convolutions). "
+            "Dance training reports the LPIPS of held-out frames with it (lower is better)."
+        ),
+        licence=_LPIPS_LICENCE,
+        components=(Component(name="linear", builder=f"pipelines.common.lpips:build_{net}_linear", path=()),),
+        sources=(
+            Source(
+                url=f"https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/{net}.pth",
+                note="the authors' repository",
+            ),
+            Source(url=_LPIPS_WHEEL, member=f"lpips/weights/v0.1/{net}.pth", note="inside the lpips 0.1.4 wheel on PyPI"),
+        ),
+        sha256=sha256,
+        size=size,
+        homepage="https://github.com/richzhang/PerceptualSimilarity",
+        notes="Zhang et al., The Unreasonable Effectiveness of Deep Features as a Perceptual Metric (CVPR 2018).",
+    )
+
+
+CHECKPOINTS += [
+    _lpips_linear("alex", "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0", 6009, "AlexNet"),
+    Checkpoint(
+        id="edn/alexnet",
+        family="edn",
+        filename="alexnet-owt-7be5be79.pth",
+        description="torchvision's ImageNet AlexNet; its convolutional features are the backbone of LPIPS (alex).",
+        licence="BSD-3-Clause (torchvision)",
+        components=(Component(name="alexnet", builder="torchvision.models:alexnet", path=()),),
+        sources=(Source(url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth", note="torchvision model zoo"),),
+        homepage="https://pytorch.org/vision/stable/models/generated/torchvision.models.alexnet.html",
+        notes="About 233 MB; torchvision names the file after the first 8 hex digits of its sha256 (7be5be79).",
+    ),
+    _lpips_linear("vgg", "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868", 7289, "VGG16"),
+    Checkpoint(
+        id="edn/vgg16",
+        family="edn",
+        filename="vgg16-397923af.pth",
+        description="torchvision's ImageNet VGG16; its convolutional features are the backbone of LPIPS (vgg).",
+        licence="BSD-3-Clause (torchvision); VGG weights by the Oxford Visual Geometry Group, CC BY 4.0",
+        components=(Component(name="vgg16", builder="torchvision.models:vgg16", path=()),),
+        sources=(Source(url="https://download.pytorch.org/models/vgg16-397923af.pth", note="torchvision model zoo"),),
+        homepage="https://pytorch.org/vision/stable/models/generated/torchvision.models.vgg16.html",
+        notes="About 528 MB; torchvision names the file after the first 8 hex digits of its sha256 (397923af).",
     ),
 ]
