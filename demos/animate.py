@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from demos.common import gpu_event, job, limits_markdown, progress_reporter, require
+from demos.common import gpu_event, job, limits_markdown, named_like_cli, progress_reporter, require
 from pipelines.animation.config import CONFIGS
 from pipelines.animation.crop import crop_square, extract
 from pipelines.animation.examples import example_inputs
@@ -77,7 +77,9 @@ def run_animate(
     if result.best_frame is not None:
         parts.append(f"Best-matching driving frame: {result.best_frame}.")
     parts += result.notes
-    return str(result.video), (str(result.side_by_side) if result.side_by_side else None), " ".join(parts)
+    video = named_like_cli(result.video, photo, "animated")
+    side = named_like_cli(result.side_by_side, photo, "side_by_side") if result.side_by_side else None
+    return video, side, " ".join(parts)
 
 
 def build() -> None:

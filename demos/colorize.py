@@ -13,7 +13,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from demos.common import gpu_event, job, limits_markdown, progress_reporter, require
+from demos.common import cli_name, gpu_event, job, limits_markdown, named_like_cli, progress_reporter, require
 from pipelines.colorization.config import (
     DEFAULT_RENDER_FACTOR_IMAGE,
     DEFAULT_RENDER_FACTOR_VIDEO,
@@ -128,7 +128,7 @@ def run_colorize(
     rf = _render_factor(render_factor, DEFAULT_RENDER_FACTOR_IMAGE)
     after = colorizer.colorize_arrays([before], rf, bool(post_process))[0]
     seconds = time.perf_counter() - start
-    path = save_png(after, new_output_path(".png", prefix="colorized"))
+    path = save_png(after, new_output_path("", prefix=cli_name(photo, "colorized", ".png")))
     h, w = after.shape[:2]
     note = (
         f"**{model}** at render factor {rf} ({rf * 16}x{rf * 16} px seen by the network), "
@@ -176,7 +176,7 @@ def run_video(
         video, None, rf, bool(post_process), smoothing=float(smoothing or 0.0), progress=report
     )
     note = f"**{model}** at render factor {rf}, temporal smoothing {float(smoothing or 0):.2f}; done in {time.perf_counter() - start:.1f} s."
-    return str(out), note
+    return named_like_cli(out, video, "colorized"), note
 
 
 # --------------------------------------------------------------------------- layout
@@ -186,10 +186,10 @@ def _model_radio(default: str) -> gr.Radio:
     return gr.Radio(MODEL_CHOICES, value=default, label="Model", info="One network each; the same photo can look quite different.")
 
 
-def _post_process_box() -> gr.Checkbox:
+def _post_process_box(what: str) -> gr.Checkbox:
     return gr.Checkbox(
         value=True,
-        label="Keep the photo's own detail (post-process)",
+        label=f"Keep the {what}'s own detail (post-process)",
         info="Use only the network's colour and the original's full-resolution brightness, as DeOldify does.",
     )
 
@@ -214,7 +214,7 @@ def build() -> None:
                         RENDER_FACTOR_MIN, RENDER_FACTOR_MAX, value=DEFAULT_RENDER_FACTOR_IMAGE, step=1,
                         label="Render factor", info=RENDER_FACTOR_INFO,
                     )  # fmt: skip
-                    post_process = _post_process_box()
+                    post_process = _post_process_box("photo")
                     with gr.Row():
                         button = gr.Button("Colorize", variant="primary")
                         sweep_button = gr.Button("Sweep")
@@ -253,7 +253,7 @@ def build() -> None:
                         RENDER_FACTOR_MIN, RENDER_FACTOR_MAX, value=DEFAULT_RENDER_FACTOR_VIDEO, step=1,
                         label="Render factor", info="DeOldify's video default is 21; every frame is colorized.",
                     )  # fmt: skip
-                    video_post = _post_process_box()
+                    video_post = _post_process_box("film")
                     smoothing = gr.Slider(
                         0.0, 0.9, value=0.5, step=0.05, label="Temporal colour smoothing",
                         info="Blends each frame's colour with the previous frames' to reduce flicker (0 = off, "

@@ -38,24 +38,36 @@ def gpu_event(api_name: str) -> dict[str, Any]:
     }
 
 
+def user_error(message: str, where: str = "input", duration: float | None = None) -> gr.Error:
+    """A ``gr.Error`` for a user's mistake: shown in the page, logged as ONE line (a user's typo
+    is not a server fault, so no traceback in the log)."""
+    log.info("user error in %s: %s", where, message)
+    return gr.Error(message, duration=duration, print_exception=False)
+
+
 def job(fn: F) -> F:
-    """Wrap an event handler: a :class:`NostalgiaError` becomes ``gr.Error`` with its message;
-    any other exception is logged and reported as an internal error (never a stack trace in the
-    UI, never a silent empty output). On ZeroGPU the handler runs under ``spaces.GPU``."""
+    """Wrap an event handler: a :class:`NostalgiaError` becomes ``gr.Error`` with its message and
+    one log line; any other exception is logged with its traceback and reported as an internal
+    error (never a stack trace in the UI, never a silent empty output). On ZeroGPU the handler
+    runs under ``spaces.GPU``."""
     run = gpu(fn)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return run(*args, **kwargs)
-        except gr.Error:
+        except gr.Error as exc:
+            if exc.print_exception:  # raised by the handler's own checks (``require``): a user error
+                log.info("user error in %s: %s", fn.__name__, exc.message)
+                exc.print_exception = False
             raise
         except NostalgiaError as exc:
-            raise gr.Error(str(exc), duration=None) from exc
+            raise user_error(str(exc), fn.__name__) from exc
         except Exception as exc:
             log.exception("internal error in %s", fn.__name__)
             raise gr.Error(
-                f"Internal error ({type(exc).__name__}). The input was not processed; please report this."
+                f"Internal error ({type(exc).__name__}). The input was not processed; please report this.",
+                print_exception=False,  # logged just above, with its traceback
             ) from exc
 
     return wrapper  # type: ignore[return-value]
@@ -66,6 +78,23 @@ def safe_name(name: str | None, default: str = "upload") -> str:
     base = Path(str(name or "")).name
     cleaned = re.sub(r"[^\w.\- ()]", "_", base)[:80].strip()
     return cleaned or default
+
+
+def cli_name(upload: str | None, kind: str, suffix: str) -> str:
+    """``NAME.kind.suffix``, the name the command line gives the same result (``NAME`` from the
+    user's upload, which Gradio keeps under its original name)."""
+    stem = safe_name(Path(upload).stem if upload else "", "result").replace(" ", "_")
+    return f"{stem}.{kind}{suffix}"
+
+
+def named_like_cli(result: str | Path, upload: str | None, kind: str) -> str:
+    """Rename a result file in its private folder (:func:`new_output_path`) to :func:`cli_name`,
+    so a download is called e.g. ``grandma.colorized.png``; returns the new path."""
+    path = Path(result)
+    target = path.with_name(cli_name(upload, kind, path.suffix))
+    if target != path:
+        path.replace(target)
+    return str(target)
 
 
 def _guard_image_input(block: gr.Image) -> None:
@@ -79,7 +108,7 @@ def _guard_image_input(block: gr.Image) -> None:
             try:
                 inspect_image(path, name=safe_name(getattr(payload, "orig_name", None), Path(path).name))
             except NostalgiaError as exc:
-                raise gr.Error(str(exc), duration=None) from exc
+                raise user_error(str(exc), "upload") from exc
         return original(payload)
 
     block.preprocess = preprocess  # type: ignore[method-assign]
@@ -101,7 +130,7 @@ def _guard_number_input(block: gr.Slider | gr.Number) -> None:
                 if block.minimum is not None and block.maximum is not None
                 else ""
             )
-            raise gr.Error(f"{label}: expected a finite number{span}; got {shown}.", duration=None)
+            raise user_error(f"{label}: expected a finite number{span}; got {shown}.", "setting")
         return original(payload)
 
     block.preprocess = preprocess  # type: ignore[method-assign]

@@ -12,7 +12,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from demos.common import gpu_event, job, limits_markdown, progress_reporter, require
+from demos.common import cli_name, gpu_event, job, limits_markdown, named_like_cli, progress_reporter, require
 from pipelines.common.device import gpu
 from pipelines.common.errors import NostalgiaError
 from pipelines.common.media import load_image, new_output_path, save_png
@@ -73,15 +73,15 @@ def _options(
     ).validated()  # fmt: skip
 
 
-def _downloads(result: NostalgiaResult) -> list[str]:
-    """Every intermediate as a file to download (PNG stills, the MP4)."""
+def _downloads(result: NostalgiaResult, photo: str) -> tuple[list[str], str | None]:
+    """Every intermediate as a file to download, named like the command line's results
+    (``NAME.restored.png``, ``NAME.colorized.png``, ``NAME.animated.mp4``); and the video's path."""
     files = []
-    for name, image in (("restored", result.restored), ("colorized", result.colorized)):
+    for kind, image in (("restored", result.restored), ("colorized", result.colorized)):
         if image is not None:
-            files.append(str(save_png(image, new_output_path(".png", prefix=name))))
-    if result.video is not None:
-        files.append(str(result.video))
-    return files
+            files.append(str(save_png(image, new_output_path("", prefix=cli_name(photo, kind, ".png")))))
+    video = named_like_cli(result.video, photo, "animated") if result.video is not None else None
+    return files + ([video] if video else []), video
 
 
 @job
@@ -108,8 +108,8 @@ def run_nostalgia(
     options = _options(restore, scratches, colorize, animate, preset, driving, face_number, all_faces, hr,
                        enhance_faces, colorize_model, render_factor, motion_seconds)  # fmt: skip
     result = NostalgiaPipeline(options)(photo, options, progress=progress_reporter(progress))
-    video = str(result.video) if result.video is not None else None
-    return result.restored, result.colorized, video, result.face_thumbnails(), _downloads(result), result.notes
+    files, video = _downloads(result, photo)
+    return result.restored, result.colorized, video, result.face_thumbnails(), files, result.notes
 
 
 @job
@@ -136,7 +136,7 @@ def run_story(
                        "artistic", render_factor, motion_seconds)  # fmt: skip
     result = story(photo, text or "", recording or None, options=options,
                    story_options=StoryOptions(voice=voice or "auto"), progress=progress_reporter(progress))  # fmt: skip
-    return str(result.video), result.notes
+    return named_like_cli(result.video, photo, "story"), result.notes
 
 
 def _example_photos() -> list[Path]:

@@ -1,11 +1,13 @@
-"""Command line: ``python -m pipelines COMMAND INPUT... -o OUTDIR [options]`` (or the ``nostalgia`` script).
+"""Command line: ``python -m pipelines COMMAND INPUT... -o OUTDIR [options]``.
 
 Commands: ``restore``, ``colorize``, ``animate``, ``dance``, ``nostalgia`` and ``story``. Inputs are
 files or folders (a folder contributes the files the command can take: photos, and for ``colorize``
 and ``dance`` videos; ``--recursive`` walks sub-folders). Each input is processed on its own: a bad
 file is reported and the run goes on; the summary at the end lists every failure and the exit status
 is 1 when any input failed (2 for a usage error). Existing results are never replaced without
-``--overwrite``: an input whose outputs exist fails before any work is spent on it.
+``--overwrite``: an input whose outputs exist fails before any work is spent on it. When any
+checkpoint the command will use is a fixture (``python -m weights fixture``), one warning line says
+so first: the results are then not real.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class Task:
     extensions: set[str]
     outputs: Callable[[Path, Path, argparse.Namespace], list[Path]]
     run: Callable[[Path, Path, argparse.Namespace, ProgressFn], list[Path]]
+    checkpoints: Callable[[argparse.Namespace], list[str]]  # registry ids the command may load
 
 
 def _is_video(path: Path) -> bool:
@@ -183,19 +186,48 @@ def _story(src: Path, out: Path, args: argparse.Namespace, progress: ProgressFn)
     return [Path(shutil.copyfile(result.video, _story_outputs(src, out, args)[0]))]
 
 
+def _restore_checkpoints(args: argparse.Namespace) -> list[str]:
+    from pipelines.restoration.pipeline import RestorationPipeline
+
+    return RestorationPipeline.checkpoints(args.scratch, args.hr, not args.no_faces)
+
+
+def _colorize_checkpoints(args: argparse.Namespace) -> list[str]:
+    from pipelines.colorization.config import VARIANTS
+
+    names = [args.model] if args.model else ["artistic", "video"]  # photos / videos by default
+    return [VARIANTS[n].checkpoint_id for n in names]
+
+
+def _animate_checkpoints(args: argparse.Namespace) -> list[str]:
+    from pipelines.animation.config import get_config
+
+    return [get_config(args.model).checkpoint_id]
+
+
+def _dance_checkpoints(args: argparse.Namespace) -> list[str]:
+    return ["edn/openpose_body"]
+
+
+def _nostalgia_checkpoints(args: argparse.Namespace) -> list[str]:
+    from pipelines.nostalgia.pipeline import NostalgiaPipeline
+
+    return NostalgiaPipeline.checkpoints(_nostalgia_options(args))
+
+
 TASKS: dict[str, Task] = {
     "restore": Task("restore", "restore old photos (Bringing Old Photos Back to Life)", IMAGE_EXTENSIONS,
-                    _restore_outputs, _restore),
+                    _restore_outputs, _restore, _restore_checkpoints),
     "colorize": Task("colorize", "colorize photos and videos (DeOldify)", IMAGE_EXTENSIONS | VIDEO_EXTENSIONS,
-                     _colorize_outputs, _colorize),
+                     _colorize_outputs, _colorize, _colorize_checkpoints),
     "animate": Task("animate", "animate a face in photos by a driving video (TPSMM)", IMAGE_EXTENSIONS,
-                    _animate_outputs, _animate),
+                    _animate_outputs, _animate, _animate_checkpoints),
     "dance": Task("dance", "make a trained target dance like each input video (Everybody Dance Now)",
-                  VIDEO_EXTENSIONS, _dance_outputs, _dance),
+                  VIDEO_EXTENSIONS, _dance_outputs, _dance, _dance_checkpoints),
     "nostalgia": Task("nostalgia", "one click: restore, colorize and animate the faces of photos", IMAGE_EXTENSIONS,
-                      _nostalgia_outputs, _nostalgia),
+                      _nostalgia_outputs, _nostalgia, _nostalgia_checkpoints),
     "story": Task("story", "a narrated, captioned video of each photo telling a text", IMAGE_EXTENSIONS,
-                  _story_outputs, _story),
+                  _story_outputs, _story, _nostalgia_checkpoints),
 }  # fmt: skip
 
 
@@ -215,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     from pipelines.nostalgia.config import DEFAULT_PRESET, DRIVING_PRESETS
 
     parser = argparse.ArgumentParser(
-        prog="nostalgia",
+        prog="python -m pipelines",
         description="Nostalgia Studio from the command line: restore, colorize, animate, dance, one-click "
         "nostalgia and narrated stories, on files or whole folders.",
         epilog="Exit status: 0 when every input succeeded, 1 when any failed, 2 for a usage error.",
@@ -294,6 +326,22 @@ def collect_inputs(paths: Sequence[Path], extensions: set[str], recursive: bool)
     return list(dict.fromkeys(inputs)), skipped
 
 
+def fixture_warning(args: argparse.Namespace) -> str | None:
+    """One line naming the fixture checkpoints the command would use, or None when all are real."""
+    from pipelines.common.errors import NostalgiaError
+    from weights.store import any_fixture_in_use
+
+    try:
+        ids = TASKS[args.command].checkpoints(args)
+    except (NostalgiaError, KeyError):  # bad options: the per-input run reports them
+        return None
+    fixtures = any_fixture_in_use(ids)
+    if not fixtures:
+        return None
+    return (f"warning: fixture weights in use, outputs are not real ({', '.join(fixtures)}); "
+            "run `python -m weights download all` for the published weights")  # fmt: skip
+
+
 def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     """Process every input of ``args`` (see the module docstring); returns the exit status."""
     from pipelines.common.errors import NostalgiaError
@@ -306,6 +354,8 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     if not inputs:
         stream.write("No input files found (check the paths and the file types the command takes).\n")
         return 1
+    if warning := fixture_warning(args):
+        stream.write(warning + "\n")
     args.output.mkdir(parents=True, exist_ok=True)
     failures: list[tuple[Path, str]] = []
     claimed: dict[Path, Path] = {}

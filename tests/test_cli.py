@@ -88,6 +88,21 @@ def test_help_lists_every_command_and_usage_errors_exit_2() -> None:
     proc = subprocess.run([sys.executable, "-m", "pipelines", "nostalgia", "--help"], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)  # fmt: skip
     assert proc.returncode == 0 and "--all-faces" in proc.stdout and "--overwrite" in proc.stdout
+    assert proc.stdout.startswith("usage: python -m pipelines nostalgia")  # the command the README shows
+
+
+def test_one_line_warning_when_a_weight_in_use_is_a_fixture(ensure_fixtures, tmp_path: Path, capsys) -> None:
+    ensure_fixtures(["deoldify/artistic"])
+    args = ["colorize", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o"), "--model", "artistic", "--quiet"]
+    assert main(args) == 1
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "fixture" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: fixture weights in use, outputs are not real")
+    assert "deoldify/artistic" in warnings[0]
+
+
+def test_no_fixture_warning_when_no_weight_is_a_fixture(weights_dir: Path, tmp_path: Path, capsys) -> None:
+    assert main(["colorize", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o"), "--quiet"]) == 1
+    assert "warning: fixture weights" not in capsys.readouterr().err
 
 
 def test_nostalgia_command_writes_the_still(tmp_path: Path) -> None:

@@ -22,6 +22,24 @@ def test_user_errors_become_gr_error_with_the_message() -> None:
         handler(1)
 
 
+def test_user_errors_are_logged_as_one_line_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    from demos.common import require
+
+    @job
+    def handler(photo: str | None) -> str:
+        require(photo, "a photo")
+        raise InputError("photo.jpg: no face found.")
+
+    for value, message in ((None, "Please provide a photo first."), ("x.png", "photo.jpg: no face found.")):
+        caplog.clear()
+        with caplog.at_level("INFO", logger="nostalgia"), pytest.raises(gr.Error) as info:
+            handler(value)
+        assert info.value.print_exception is False  # gradio would print a traceback otherwise
+        records = [r for r in caplog.records if r.name == "nostalgia"]
+        assert len(records) == 1 and records[0].exc_info is None, records
+        assert records[0].getMessage() == f"user error in handler: {message}"
+
+
 def test_bugs_become_an_internal_error_without_a_trace() -> None:
     @job
     def handler() -> None:
