@@ -19,8 +19,10 @@ from pathlib import Path
 import torch
 
 from bench.harness import Bench
-from pipelines.dance import pipeline, training
+from pipelines.dance import pipeline
 from pipelines.dance.networks import build_face_generator, build_global_generator, build_local_enhancer
+from pipelines.dance.target import prepare_target_from_arrays, target_training_data
+from pipelines.dance.trainer import Trainer
 from pipelines.dance.transfer import DanceTransferPipeline
 from weights.fixture import fixture_like
 
@@ -56,17 +58,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         frames, poses, fps = pipeline.sample_target_arrays()
         target = Path(tmp) / "sample"
-        training.prepare_target_from_arrays(target, frames, poses, name="bench", fps=fps, source="sample")
+        prepare_target_from_arrays(target, frames, poses, name="bench", fps=fps, source="sample")
         presets = [p.strip() for p in args.presets.split(",") if p.strip()]
         for preset in presets:
             shutil.rmtree(target / "job", ignore_errors=True)  # each preset starts fresh
             config = pipeline.train_config(preset, minutes=60, max_steps=10_000, device=str(device))
             start = time.perf_counter()
-            data = training.target_training_data(target, config)
+            data = target_training_data(target, config)
             prep = time.perf_counter() - start
-            trainer = training.Trainer(target, config, data)
+            trainer = Trainer(target, config, data)
 
-            def steps(trainer: training.Trainer = trainer) -> None:
+            def steps(trainer: Trainer = trainer) -> None:
                 for _ in range(args.steps):
                     trainer.train_step()
 

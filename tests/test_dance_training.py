@@ -21,8 +21,13 @@ import torch
 
 from pipelines.common.errors import InputError
 from pipelines.common.media import probe_video
-from pipelines.dance import pipeline, training
-from pipelines.dance.training import TrainConfig
+from pipelines.dance import pipeline
+from pipelines.dance import target as target_module
+from pipelines.dance.config import TrainConfig
+from pipelines.dance.files import write_json
+from pipelines.dance.jobs import job_config, launch, read_status, run_job
+from pipelines.dance.target import prepare_target_from_arrays, split_holdout, target_training_data
+from pipelines.dance.trainer import Trainer
 from pipelines.dance.transfer import DanceTransferPipeline
 
 TINY = dict(width=128, height=64, ngf=8, n_downsampling=3, n_blocks=2, ndf=8, num_D=2, face_ngf=8,
@@ -53,7 +58,7 @@ def sample_target() -> tuple[list[np.ndarray], list, float]:
 def _tiny_target(data_dir: Path, sample_target, n: int = 24) -> Path:
     frames, poses, fps = sample_target
     path = data_dir / "dance_targets" / "tiny"
-    training.prepare_target_from_arrays(path, frames[:n], poses[:n], name="tiny", fps=fps, source="test")
+    prepare_target_from_arrays(path, frames[:n], poses[:n], name="tiny", fps=fps, source="test")
     return path
 
 
@@ -70,8 +75,8 @@ def test_training_lowers_heldout_l1_and_transfer_keeps_length_and_fps(data_dir, 
     # Inside the dancer's silhouette the exported generator must beat the best constant guess
     # (the mean training frame): it has learned appearance from pose, not just the background.
     target_dir = data_dir / "dance_targets" / target
-    data = training.target_training_data(target_dir, training.job_config(target_dir))
-    _, held = training.split_holdout(len(data), 0.1, 2)
+    data = target_training_data(target_dir, job_config(target_dir))
+    _, held = split_holdout(len(data), 0.1, 2)
     gen = DanceTransferPipeline.from_dir(target_dir).generate(list(data.labels[held]), [tuple(b) for b in data.boxes[held]])
     train_images = data.images[: held[0]].astype(np.float64)
     mean_frame, background = train_images.mean(0), np.median(train_images, 0)
@@ -128,7 +133,7 @@ def uploaded_transfer(tmp_path_factory: pytest.TempPathFactory, sample_target):
         torch.set_num_threads(1)
         path = _tiny_target(folder / "data", sample_target)
         config = TrainConfig(**{**TINY, "max_steps": 2, "face_fraction": 0.5, "eval_every": 2, "preview_every": 2, "checkpoint_every": 2})
-        training.Trainer(path, config, training.target_training_data(path, config)).run()
+        Trainer(path, config, target_training_data(path, config)).run()
         frames, _, _ = sample_target
         source = _source_with_audio(folder, frames[:9], 12.5)
         done: list[int] = []
@@ -139,7 +144,7 @@ def uploaded_transfer(tmp_path_factory: pytest.TempPathFactory, sample_target):
             return raw_poses[start : start + len(chunk)]
 
         raw_poses = make_sample_target(seconds=1.0, fps=9)[1]
-        mp.setattr(training, "detect_poses", fake_detect)
+        mp.setattr(target_module, "detect_poses", fake_detect)
         result = pipeline.transfer("tiny", source)
         torch.set_num_threads(threads)
     return source, result
@@ -164,12 +169,12 @@ def test_resume_continues_from_the_checkpoint(data_dir, one_thread, sample_targe
     path = _tiny_target(data_dir, sample_target)
     base = {**TINY, "face": False, "eval_every": 100, "preview_every": 100, "checkpoint_every": 2}
     config = TrainConfig(**{**base, "max_steps": 4})
-    data = training.target_training_data(path, config)
-    first = training.Trainer(path, config, data)
+    data = target_training_data(path, config)
+    first = Trainer(path, config, data)
     first.run()
     weights = {k: v.clone() for k, v in first.netG.state_dict().items()}
     # a new process (here: a new Trainer) resumes at step 4 with the same weights and optimiser
-    second = training.Trainer(path, TrainConfig(**{**base, "max_steps": 6}), data)
+    second = Trainer(path, TrainConfig(**{**base, "max_steps": 6}), data)
     assert second.step == 4
     assert all(torch.equal(second.netG.state_dict()[k], v) for k, v in weights.items())
     assert second.optG.state_dict()["state"], "optimiser state was not restored"
@@ -177,16 +182,16 @@ def test_resume_continues_from_the_checkpoint(data_dir, one_thread, sample_targe
     assert status.step == 6 and any("Resumed from step 4" in m for m in status.messages)
     # another network size cannot resume from it
     with pytest.raises(InputError, match="ngf"):
-        training.Trainer(path, TrainConfig(**{**base, "ngf": 16, "max_steps": 8}), data)
-    training.write_json(path / "job" / "config.json", dataclasses.asdict(config))
+        Trainer(path, TrainConfig(**{**base, "ngf": 16, "max_steps": 8}), data)
+    write_json(path / "job" / "config.json", dataclasses.asdict(config))
     with pytest.raises(InputError, match="ngf"):  # refused at once, before any process starts
-        training.launch(path, TrainConfig(**{**base, "ngf": 16, "max_steps": 8}))
+        launch(path, TrainConfig(**{**base, "ngf": 16, "max_steps": 8}))
 
 
 def test_time_budget_stops_training(data_dir, one_thread, sample_target) -> None:
     path = _tiny_target(data_dir, sample_target)
     config = TrainConfig(**{**TINY, "max_steps": 10_000, "time_budget_min": 0.5 / 60, "face": False})
-    status = training.Trainer(path, config, training.target_training_data(path, config)).run()
+    status = Trainer(path, config, target_training_data(path, config)).run()
     assert status.state == "done" and 1 <= status.step < 10_000
     assert status.elapsed_s >= 0.5
 
@@ -194,8 +199,8 @@ def test_time_budget_stops_training(data_dir, one_thread, sample_target) -> None
 def test_a_dead_job_is_reported_interrupted(data_dir, sample_target) -> None:
     path = _tiny_target(data_dir, sample_target, n=8)
     (path / "job").mkdir()
-    training.write_json(path / "job" / "status.json", {"state": "training", "pid": 2**22 + 12345, "updated": time.time() - 60})
-    status = training.read_status(path)
+    write_json(path / "job" / "status.json", {"state": "training", "pid": 2**22 + 12345, "updated": time.time() - 60})
+    status = read_status(path)
     assert status["state"] == "interrupted" and not status["running"]
 
 
@@ -226,10 +231,10 @@ def test_dance_tab_endpoints(app_client, data_dir, one_thread, monkeypatch) -> N
     assert time.time() - start < 60 and target_id == selected == pipeline.SAMPLE_TARGET_ID
     assert any(state in summary for state in ("queued", "preparing", "training"))
     job = data_dir / "dance_targets" / target_id
-    pid = training.read_status(job)["pid"]
+    pid = read_status(job)["pid"]
     assert pid and pid != os.getpid()  # its own process: closing the browser does not stop it
     with pytest.raises(InputError, match="already training"):
-        training.launch(job, training.job_config(job))
+        launch(job, job_config(job))
     assert "Stop requested" in app_client.predict(target_id, api_name="/dance_stop")
     deadline = time.time() + 240
     while True:
@@ -258,7 +263,7 @@ def test_vgg_term_is_used_when_its_weights_exist(data_dir, one_thread, sample_ta
     monkeypatch.setattr(losses, "load_vgg19", lambda device: (losses.VGGLoss(losses.VGG19Features()).to(device), "VGG19 perceptual loss ON"))
     path = _tiny_target(data_dir, sample_target, n=8)
     config = TrainConfig(**{**TINY, "width": 64, "height": 32, "face": False, "holdout_min": 2})
-    trainer = training.Trainer(path, config, training.target_training_data(path, config))
+    trainer = Trainer(path, config, target_training_data(path, config))
     assert trainer.vgg is not None and not trainer.use_l1
     step = trainer.train_step()
     assert step["G_VGG"] > 0 and step["G_L1"] == 0
@@ -270,11 +275,11 @@ def test_local_stage_starts_from_the_global_stage(data_dir, one_thread, sample_t
     starts from the trained global stage; the transfer then runs at the local size."""
     path = _tiny_target(data_dir, sample_target, n=10)
     small = {**TINY, "width": 64, "height": 32, "ngf": 8, "face": False, "eval_every": 100, "preview_every": 100}
-    training.Trainer(path, TrainConfig(**{**small, "max_steps": 2}), training.target_training_data(path, TrainConfig(**small))).run()
+    Trainer(path, TrainConfig(**{**small, "max_steps": 2}), target_training_data(path, TrainConfig(**small))).run()
     global_g = torch.load(path / "job" / "checkpoint.pt", weights_only=True)["G"]
     local = TrainConfig(**{**small, "width": 128, "height": 64, "netG": "local", "ngf": 4, "num_D": 3, "max_steps": 2,
                            "niter_fix_global": 1})  # fmt: skip
-    trainer = training.Trainer(path, local, training.target_training_data(path, local))
+    trainer = Trainer(path, local, target_training_data(path, local))
     assert trainer.step == 0 and any("initialised from the global stage" in m for m in trainer.status.messages)
     inner = trainer.netG.model.state_dict()
     assert all(torch.equal(inner[k], global_g[f"model.{k}"]) for k in inner)
@@ -283,7 +288,7 @@ def test_local_stage_starts_from_the_global_stage(data_dir, one_thread, sample_t
     trainer.train_step()
     assert not all(torch.equal(trainer.netG.model.state_dict()[k], global_g[f"model.{k}"]) for k in inner)
     trainer.save_checkpoint()
-    labels, boxes = training.target_training_data(path, local).labels, [None] * 3
+    labels, boxes = target_training_data(path, local).labels, [None] * 3
     frames = DanceTransferPipeline.from_dir(path).generate(list(labels[:3]), boxes)
     assert frames[0].shape == (64, 128, 3)
 
@@ -303,16 +308,16 @@ def test_video_target_is_prepared_from_its_video(data_dir, one_thread, monkeypat
         seen.append(len(chunk))
         return poses[start : start + len(chunk)]
 
-    monkeypatch.setattr(training, "detect_poses", fake_detect)
+    monkeypatch.setattr(target_module, "detect_poses", fake_detect)
     target_id = pipeline.create_target(video, name="Me")
     path = data_dir / "dance_targets" / target_id
     config = pipeline.train_config("tiny", minutes=1, **{**TINY, "max_steps": 1, "face": False})
     (path / "job").mkdir()
-    training.write_json(path / "job" / "config.json", dataclasses.asdict(config))
-    status = training.run_job(path)
+    write_json(path / "job" / "config.json", dataclasses.asdict(config))
+    status = run_job(path)
     assert status.state == "done" and seen == [14]
     assert (path / "poses.npz").exists() and not (path / "frames.npz").exists()
-    data = training.target_training_data(path, config)
+    data = target_training_data(path, config)
     assert data.images.shape == (14, 64, 128, 3) and data.valid.all()
     assert pipeline.target_info(target_id).name == "Me"
 
@@ -321,13 +326,13 @@ def test_continuing_a_target_gets_a_new_budget_and_ends_with_the_face_stage(data
     path = _tiny_target(data_dir, sample_target, n=10)
     base = {**TINY, "width": 64, "height": 32, "face_fraction": 0.5, "eval_every": 100, "preview_every": 100}
     config = TrainConfig(**{**base, "max_steps": 2})
-    first = training.Trainer(path, config, training.target_training_data(path, config))
+    first = Trainer(path, config, target_training_data(path, config))
     assert not first.face_stage()
     first.run()
     assert first.face_trained and first.status.stage == "face"
     assert json.loads((path / "model" / "generator.json").read_text())["face_generator"] is not None
     # a second session: its own budget, the body generator trains again, then the face GAN
-    second = training.Trainer(path, TrainConfig(**{**base, "max_steps": 6}), training.target_training_data(path, config))
+    second = Trainer(path, TrainConfig(**{**base, "max_steps": 6}), target_training_data(path, config))
     assert second.step == 2 and second.budget_s == pytest.approx(second.elapsed + base["time_budget_min"] * 60)
     assert second.face_trained and not second.face_stage()
     second.step = 4
@@ -337,7 +342,7 @@ def test_continuing_a_target_gets_a_new_budget_and_ends_with_the_face_stage(data
 def test_learning_rate_is_constant_then_decays_linearly_in_each_phase(data_dir, sample_target) -> None:
     path = _tiny_target(data_dir, sample_target, n=10)
     config = TrainConfig(**{**TINY, "width": 64, "height": 32, "max_steps": 100, "face_fraction": 0.2, "lr": 1e-3})
-    trainer = training.Trainer(path, config, training.target_training_data(path, config))
+    trainer = Trainer(path, config, target_training_data(path, config))
     lrs = {}
     for step in (0, 40, 60, 80, 90, 99):
         trainer.step = step
@@ -346,3 +351,26 @@ def test_learning_rate_is_constant_then_decays_linearly_in_each_phase(data_dir, 
     assert lrs[0] == lrs[40] == lrs[80] == lrs[90] == pytest.approx(1e-3)
     assert lrs[60] == pytest.approx(0.5e-3) and lrs[99] == pytest.approx(0.1e-3)
     assert TrainConfig(**{**TINY, "lr_decay": False}).lr_decay is False
+
+
+def test_dance_modules_have_no_import_cycle() -> None:
+    """Every import between pipelines/dance modules (module level or inside functions) points one
+    way: the split of the training code must not grow a cycle back (it once had transfer <-> training)."""
+    import ast
+    import graphlib
+
+    package = Path(__file__).resolve().parents[1] / "pipelines" / "dance"
+    graph: dict[str, set[str]] = {}
+    for file in package.glob("*.py"):
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "pipelines.dance":
+                deps.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pipelines.dance."):
+                deps.add(node.module.split(".")[2])
+            elif isinstance(node, ast.Import):
+                deps.update(a.name.split(".")[2] for a in node.names if a.name.startswith("pipelines.dance."))
+        graph[file.stem] = deps - {file.stem}
+    assert {"target", "trainer", "jobs", "transfer"} <= graph.keys()
+    list(graphlib.TopologicalSorter(graph).static_order())  # raises CycleError on a cycle
+    assert "trainer" not in graph["target"] and "jobs" not in graph["trainer"]

@@ -18,5 +18,17 @@ Part A (poses) - nothing heavy is imported here; import the modules themselves:
   ``make_sample_motion(...)``: an offline procedurally drawn dancer with exact keypoints;
   ``write_sample_video(frames, path, fps)``.
 
-Part B (GAN): ``networks.py``, ``transfer.py`` and the training code.
+Part B (GAN), each module below only imports the ones above it:
+
+* ``networks`` / ``losses``: pix2pixHD generators and discriminators (original key names), GAN losses.
+* ``files``: atomic JSON/npz writes of a target folder (``write_json``, ``read_json``, ``save_npz``).
+* ``config``: ``TrainConfig`` (one run's settings, ``job/config.json``) and ``check_resumable``.
+* ``target``: a target's data: ``prepare_target_from_arrays`` / ``prepare_target_from_video``,
+  ``detect_poses`` / ``detect_video_poses``, ``save_poses`` / ``load_poses``, ``target_training_data``
+  (labels + face boxes rendered once per size, cached), ``split_holdout``, ``scaled_face_box``.
+* ``transfer``: ``generate_sequence`` (the test-time loop) and ``DanceTransferPipeline`` (video in, video out).
+* ``trainer``: ``Trainer`` (the GAN loop, checkpoints, model export) and ``Status`` (``job/status.json``).
+* ``jobs``: ``launch`` (the one way to start a run, background process or here), ``run_job``,
+  ``read_status``, ``request_stop``; ``python -m pipelines.dance.jobs <target dir>``.
+* ``pipeline``: the user-facing API (targets by id, presets, ``train_target``, ``transfer``).
 """

@@ -2,7 +2,7 @@
 
 A **target** is the person who will dance: one video of them (or the offline procedural sample),
 prepared once (frames, poses) and trained once per target (a background job, see
-:mod:`pipelines.dance.training`). A **transfer** takes a source dancer's video and makes the target
+:mod:`pipelines.dance.jobs`). A **transfer** takes a source dancer's video and makes the target
 perform its motion::
 
     job = train_target(video="me.mp4", name="me", minutes=20)   # returns at once: the target id
@@ -22,7 +22,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,10 @@ import numpy as np
 
 from pipelines.common.device import pick_device
 from pipelines.common.errors import InputError
-from pipelines.dance import training
-from pipelines.dance.training import TrainConfig
+from pipelines.dance import jobs
+from pipelines.dance.config import TrainConfig
+from pipelines.dance.files import read_json, write_json
+from pipelines.dance.target import prepare_target_from_arrays
 from pipelines.dance.transfer import DanceTransferPipeline, TransferResult
 
 ProgressFn = Callable[[float, str], None]
@@ -129,9 +131,9 @@ class TargetInfo:
 
 def target_info(target_id: str) -> TargetInfo:
     path = _target_dir(target_id)
-    meta = training.read_json(path / "target.json")
-    status = training.read_status(path)
-    model = training.read_json(path / "model" / "generator.json")
+    meta = read_json(path / "target.json")
+    status = jobs.read_status(path)
+    model = read_json(path / "model" / "generator.json")
     history = status.get("heldout_l1") or []
     return TargetInfo(
         id=target_id, name=meta.get("name", target_id), source=meta.get("source", ""),
@@ -161,8 +163,8 @@ def create_target(video: str | os.PathLike | None = None, *, name: str | None = 
         path = data_dir() / SAMPLE_TARGET_ID
         if not (path / "poses.npz").exists():
             frames, poses, fps = sample_target_arrays()
-            training.prepare_target_from_arrays(path, frames, poses, name=name or "Sample dancer", fps=fps,
-                                                source="procedural sample")  # fmt: skip
+            prepare_target_from_arrays(path, frames, poses, name=name or "Sample dancer", fps=fps,
+                                       source="procedural sample")  # fmt: skip
         return SAMPLE_TARGET_ID
     if video is None:
         raise InputError("Upload a video of the target person (or pick the sample).")
@@ -174,7 +176,7 @@ def create_target(video: str | os.PathLike | None = None, *, name: str | None = 
     path = data_dir() / target_id
     path.mkdir(parents=True)
     shutil.copyfile(video, path / "source.mp4")
-    training.write_json(path / "target.json", {
+    write_json(path / "target.json", {
         "name": name or video.stem, "source": video.name, "video": "source.mp4", "fps": info.fps,
         "n_frames": info.n_frames, "frame_shape": [info.height, info.width], "created": time.time(),
     })  # fmt: skip
@@ -212,24 +214,15 @@ def train_target(
         target_id = create_target(video, name=name, sample=sample)
     path = _target_dir(target_id)
     config = train_config(preset, minutes=minutes, **overrides)
-    if background:
-        training.launch(path, config, resume=resume)
-    else:
-        if not resume:
-            for stale in ("checkpoint.pt", "status.json"):
-                (path / "job" / stale).unlink(missing_ok=True)
-        (path / "job").mkdir(parents=True, exist_ok=True)
-        (path / "job" / "stop").unlink(missing_ok=True)
-        training.write_json(path / "job" / "config.json", asdict(config))
-        training.run_job(path)
+    jobs.launch(path, config, resume=resume, background=background)
     return target_id
 
 
 def training_status(target_id: str) -> dict[str, Any]:
-    """The job's status (see :class:`training.Status`) plus ``preview`` (path or None) and a
+    """The job's status (see :class:`~pipelines.dance.trainer.Status`) plus ``preview`` (path or None) and a
     one-line ``summary`` for the UI."""
     path = _target_dir(target_id)
-    status = training.read_status(path)
+    status = jobs.read_status(path)
     preview = path / "job" / "preview.png"
     status["preview"] = str(preview) if preview.exists() else None
     status["target"] = target_id
@@ -250,7 +243,7 @@ def training_status(target_id: str) -> dict[str, Any]:
 
 
 def stop_training(target_id: str) -> None:
-    training.request_stop(_target_dir(target_id))
+    jobs.request_stop(_target_dir(target_id))
 
 
 # --------------------------------------------------------------------------- transfer

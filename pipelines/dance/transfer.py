@@ -22,6 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipelines.dance.files import read_json
+from pipelines.dance.target import detect_video_poses, load_poses, scaled_face_box
+
 FaceBox = tuple[int, int, int, int]  # (miny, maxy, minx, maxx) in label pixels, as the facetexts files
 ProgressFn = Callable[[float, str], None]
 
@@ -143,7 +146,7 @@ Motion = tuple[Sequence[np.ndarray], Sequence[Any], float]  # frames, poses (can
 class DanceTransferPipeline:
     """A trained target's generator (and face generator), built once and called per source video.
 
-    Load with :meth:`from_dir` (the target folder written by :mod:`pipelines.dance.training`);
+    Load with :meth:`from_dir` (the target folder written by :mod:`pipelines.dance.trainer`);
     networks go through the process-wide model cache, keyed by the export's timestamp, so a
     target that keeps training is reloaded when a newer checkpoint is exported."""
 
@@ -167,7 +170,6 @@ class DanceTransferPipeline:
         from pipelines.common.device import MODELS, pick_device
         from pipelines.common.errors import ModelUnavailableError
         from pipelines.dance.networks import GeneratorConfig
-        from pipelines.dance.training import load_poses, read_json
 
         device = device or pick_device()
         spec = read_json(target_dir / "model" / "generator.json")
@@ -211,7 +213,6 @@ class DanceTransferPipeline:
     def label_for(self, pose: Any) -> tuple[np.ndarray, FaceBox | None]:
         """One stick-figure label at the model's size (blank without a person) and its face box."""
         from pipelines.dance.render import render_label
-        from pipelines.dance.training import scaled_face_box
 
         if pose is None or pose.is_empty:
             return np.full((self.height, self.width, 3), 255, np.uint8), None
@@ -250,7 +251,6 @@ class DanceTransferPipeline:
         the source's length and fps, with its audio; ``side_by_side``: source | stick figure | result."""
         from pipelines.common.errors import InputError
         from pipelines.common.media import iter_frames, new_output_path, write_video
-        from pipelines.dance.training import detect_video_poses
 
         report = progress or (lambda f, m: None)
         notes: list[str] = []

@@ -1,0 +1,168 @@
+"""Dance training jobs: start, follow and stop the training of a target, in a separate process.
+
+A training run is a **job whose whole state is on disk** (``<target dir>/job/``), so it survives
+the browser closing, the app restarting, and interruptions (it resumes from its last checkpoint)::
+
+    job/config.json             the TrainConfig of the run
+    job/status.json             what :class:`~pipelines.dance.trainer.Status` holds (atomic writes)
+    job/log.txt                 the job's log
+    job/stop                    present = please stop at the next step (checkpoint first)
+
+:func:`launch` is the one way to start a run (a background process, or here and now);
+:func:`run_job` is what that process does (find the poses and render the training data if
+needed, then train); :func:`read_status` and :func:`request_stop` follow and stop it.
+
+Run a job by hand: ``python -m pipelines.dance.jobs <target dir>`` (what :func:`launch` spawns).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from pipelines.common.errors import InputError
+from pipelines.dance.config import TrainConfig, check_resumable
+from pipelines.dance.files import read_json, write_json
+from pipelines.dance.target import prepare_target_from_video, target_training_data
+from pipelines.dance.trainer import Status, Trainer
+
+log = logging.getLogger("nostalgia.dance")
+
+ACTIVE_STATES = ("queued", "preparing", "training")
+
+
+def job_config(target_dir: Path) -> TrainConfig:
+    """The TrainConfig the target's job was launched with (``job/config.json``)."""
+    return TrainConfig.from_dict(read_json(target_dir / "job" / "config.json"))
+
+
+def run_job(target_dir: Path) -> Status:
+    """Prepare the data if needed and train; every outcome ends up in ``job/status.json``."""
+    target_dir = Path(target_dir)
+    job_dir = target_dir / "job"
+    job_dir.mkdir(parents=True, exist_ok=True)
+    config = job_config(target_dir)
+    status_path = job_dir / "status.json"
+
+    def preparing(fraction: float, message: str) -> None:
+        prev = read_json(status_path)
+        prev.update(state="preparing", progress=0.0, messages=[message], pid=os.getpid(), updated=time.time())
+        write_json(status_path, prev)
+
+    try:
+        meta = read_json(target_dir / "target.json")
+        if not (target_dir / "poses.npz").exists():
+            video = target_dir / meta.get("video", "source.mp4")
+            prepare_target_from_video(target_dir, video, preparing)
+        data = target_training_data(target_dir, config, preparing)
+        trainer = Trainer(target_dir, config, data)
+        return trainer.run()
+    except Exception as exc:  # the job must leave its reason on disk for the UI
+        prev = read_json(status_path)
+        user = isinstance(exc, InputError) or type(exc).__name__ in ("ModelUnavailableError", "OutOfMemoryError")
+        prev.update(state="failed", error=str(exc) if user else f"{type(exc).__name__}: {exc}", updated=time.time())
+        write_json(status_path, prev)
+        (job_dir / "log.txt").open("a").write(traceback.format_exc())
+        raise
+
+
+def launch(target_dir: Path, config: TrainConfig, *, resume: bool = True, background: bool = True) -> int:
+    """Start training a target; returns the pid of the process that trains.
+
+    ``background=True`` starts a separate process (detached from the web server's request, so
+    closing the browser does not stop it) and returns at once; ``background=False`` trains in
+    this process and returns when the run ends (its errors are raised). Either way the job is set
+    up the same: a target that is already training is refused, ``resume=False`` forgets the old
+    run, a checkpoint the new settings cannot continue is refused now, not minutes later."""
+    config.validate()
+    target_dir = Path(target_dir)
+    job_dir = target_dir / "job"
+    job_dir.mkdir(parents=True, exist_ok=True)
+    current = read_status(target_dir)
+    if current.get("running"):
+        raise InputError(f"Target {target_dir.name} is already training (step {current.get('step', 0)}).")
+    if not resume:
+        for name in ("checkpoint.pt", "status.json", "preview.png"):
+            (job_dir / name).unlink(missing_ok=True)
+    elif (job_dir / "checkpoint.pt").exists() and (job_dir / "config.json").exists():
+        check_resumable(job_config(target_dir), config)
+    (job_dir / "stop").unlink(missing_ok=True)
+    write_json(job_dir / "config.json", asdict(config))
+    queued = asdict(Status(budget_s=config.time_budget_min * 60, max_steps=config.max_steps))
+    if not background:
+        write_json(job_dir / "status.json", {**queued, "pid": os.getpid(), "updated": time.time()})
+        run_job(target_dir)
+        return os.getpid()
+    write_json(job_dir / "status.json", {**queued, "updated": time.time()})
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    with open(job_dir / "log.txt", "a") as logfile:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.dance.jobs", str(target_dir)],
+            cwd=root, env=env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    status = read_json(job_dir / "status.json")
+    status["pid"] = proc.pid
+    write_json(job_dir / "status.json", status)
+    return proc.pid
+
+
+def request_stop(target_dir: Path) -> None:
+    """Ask a running job to checkpoint and stop at its next step."""
+    (Path(target_dir) / "job" / "stop").touch()
+
+
+def pid_alive(pid: int | None) -> bool:
+    """A process with this id exists and is not a zombie (a finished child not reaped yet)."""
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, PermissionError, ValueError):
+        return False
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def read_status(target_dir: Path) -> dict[str, Any]:
+    """``job/status.json`` plus ``running`` (its process is alive); a job whose process died
+    while training is reported ``interrupted`` (it resumes from its last checkpoint)."""
+    status = read_json(Path(target_dir) / "job" / "status.json")
+    if not status:
+        return {"state": "none", "running": False}
+    active = status.get("state") in ACTIVE_STATES
+    alive = pid_alive(status.get("pid"))
+    status["running"] = bool(active and alive)
+    if active and not alive and status.get("pid") and time.time() - float(status.get("updated", 0)) > 5:
+        status["state"] = "interrupted"
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.dance.jobs", description="Run one EDN training job.")
+    parser.add_argument("target_dir", type=Path)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    signal.signal(signal.SIGTERM, lambda *_: (Path(args.target_dir) / "job" / "stop").touch())
+    try:
+        status = run_job(args.target_dir)
+    except Exception:
+        return 1
+    log.info("finished: %s at step %d", status.state, status.step)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

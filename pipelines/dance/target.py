@@ -1,0 +1,223 @@
+"""A Dance target's data: its poses (found once per video), and the training material rendered
+from them at one size (frames, labels, face boxes), cached in the target folder::
+
+    <target dir>/
+      target.json                 name, where the frames came from, fps, frame count
+      poses.npz                   BODY_23/face/hand keypoints per frame (canvas pixels), once
+      source.mp4 | frames.npz     the target video (uploads) or its frames (the procedural sample)
+      data_<W>x<H>_f<box>.npz     frames, labels and face boxes at one training size, once
+
+Transfer uses the same pose detection (:func:`detect_video_poses`) and face boxes
+(:func:`scaled_face_box`) on the source video.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipelines.common.errors import InputError
+from pipelines.dance.config import TrainConfig
+from pipelines.dance.files import read_json, save_npz, write_json
+
+
+@dataclass
+class TargetData:
+    """The training material at one size: frames (-1..1 targets), labels (0..1) and face boxes."""
+
+    images: np.ndarray  # (N, H, W, 3) uint8
+    labels: np.ndarray  # (N, H, W, 3) uint8
+    boxes: np.ndarray  # (N, 4) int (miny, maxy, minx, maxx); -1 rows = no face
+    valid: np.ndarray  # (N,) bool: a person was found in the frame
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def scaled_face_box(body: np.ndarray | None, width: int, height: int, box: int) -> tuple[int, int, int, int]:
+    """EDN's face box (``face_box``, 70 canvas px around the nose, makebox128) at another label
+    size: the same rule with the box side scaled from 128 px at 1024 wide."""
+    from pipelines.dance.render import face_box
+
+    if body is None:
+        return (-1, -1, -1, -1)
+    return tuple(int(v) for v in face_box(body, (width, height), box=box))  # type: ignore[return-value]
+
+
+def render_training_data(
+    frames: Iterable[np.ndarray],
+    poses: Sequence[Any],
+    width: int,
+    height: int,
+    face_box_side: int,
+    progress: Callable[[float, str], None] | None = None,
+) -> TargetData:
+    """Frames fitted on EDN's 1920x1080 canvas and resized like the labels (LANCZOS), labels
+    rendered from the poses at ``width`` x ``height``, one face box per frame. ``frames`` may be
+    a stream (one decoded frame in memory at a time); there must be one per pose."""
+    from pipelines.dance.render import fit_frame_to_canvas, render_label, resize_to_label
+
+    n = len(poses)
+    images = np.zeros((n, height, width, 3), np.uint8)
+    labels = np.full((n, height, width, 3), 255, np.uint8)
+    boxes = np.full((n, 4), -1, np.int64)
+    valid = np.zeros(n, bool)
+    count = 0
+    for i, (frame, pose) in enumerate(zip(frames, poses, strict=False)):
+        count += 1
+        canvas = fit_frame_to_canvas(np.asarray(frame))
+        images[i] = resize_to_label(canvas, (width, height))
+        if pose is not None and not pose.is_empty:
+            labels[i], _ = render_label(pose, (width, height))
+            boxes[i] = scaled_face_box(pose.body, width, height, face_box_side)
+            valid[i] = True
+        if progress and (i % 10 == 0 or i == n - 1):
+            progress((i + 1) / n, f"rendering labels {i + 1}/{n}")
+    if count != n:
+        raise InputError(f"The target video now has {count} frames but {n} poses were found; prepare it again.")
+    return TargetData(images, labels, boxes, valid)
+
+
+def save_poses(path: Path, poses: Sequence[Any], frame_shape: tuple[int, int]) -> None:
+    """Keypoints as arrays (canvas pixels); a frame without a person has ``valid`` False."""
+    n = len(poses)
+    body = np.zeros((n, 23, 3))
+    face = np.zeros((n, 70, 3))
+    right = np.zeros((n, 21, 3))
+    left = np.zeros((n, 21, 3))
+    valid = np.zeros(n, bool)
+    for i, p in enumerate(poses):
+        if p is None or p.is_empty:
+            continue
+        body[i], face[i], right[i], left[i], valid[i] = p.body, p.face, p.hand_right, p.hand_left, True
+    save_npz(path, compressed=True, body=body, face=face, hand_right=right, hand_left=left, valid=valid,
+             frame_shape=np.asarray(frame_shape))  # fmt: skip
+
+
+def load_poses(path: Path) -> list[Any]:
+    from pipelines.dance.skeleton import Pose
+
+    with np.load(path) as z:
+        return [
+            Pose(z["body"][i], z["face"][i], z["hand_right"][i], z["hand_left"][i]) if z["valid"][i] else Pose.empty()
+            for i in range(len(z["valid"]))
+        ]
+
+
+def target_training_data(target_dir: Path, config: TrainConfig, progress: Callable[[float, str], None] | None = None) -> TargetData:
+    """The cached ``data_<W>x<H>.npz`` of a target, rendered once from its frames and poses."""
+    cache = target_dir / f"data_{config.width}x{config.height}_f{config.face_box}.npz"
+    if cache.exists():
+        with np.load(cache) as z:
+            return TargetData(z["images"], z["labels"], z["boxes"], z["valid"])
+    frames_file, poses_file = target_dir / "frames.npz", target_dir / "poses.npz"
+    video = target_dir / str(read_json(target_dir / "target.json").get("video", "source.mp4"))
+    if not poses_file.exists() or not (frames_file.exists() or video.exists()):
+        raise InputError(f"Target {target_dir.name} has no prepared frames/poses; prepare it first.")
+    poses = load_poses(poses_file)
+    if frames_file.exists():
+        with np.load(frames_file) as z:
+            frames: Iterable[np.ndarray] = list(z["frames"])
+    else:  # a video target: decode again, one frame at a time (a minute of 1080p would not fit in memory)
+        from pipelines.common.media import iter_frames
+
+        frames = iter_frames(video)
+    data = render_training_data(frames, poses, config.width, config.height, config.face_box, progress)
+    save_npz(cache, images=data.images, labels=data.labels, boxes=data.boxes, valid=data.valid)
+    return data
+
+
+def split_holdout(n: int, fraction: float, minimum: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train / held-out frame indices: the held-out frames are the contiguous END of the video
+    (neighbouring frames are near-duplicates, so a random split would leak)."""
+    if n < minimum + 2:
+        raise InputError(f"The target video has {n} usable frames; at least {minimum + 2} are needed.")
+    k = max(minimum, math.ceil(n * fraction))
+    return np.arange(0, n - k), np.arange(n - k, n)
+
+
+def prepare_target_from_arrays(
+    target_dir: Path,
+    frames: Sequence[np.ndarray],
+    poses: Sequence[Any],
+    *,
+    name: str,
+    fps: float,
+    source: str,
+) -> Path:
+    """Store a target's frames and poses (already known, e.g. the procedural sample)."""
+    target_dir.mkdir(parents=True, exist_ok=True)
+    frame_shape = tuple(np.asarray(frames[0]).shape[:2])
+    save_npz(target_dir / "frames.npz", frames=np.stack([np.asarray(f, np.uint8) for f in frames]))
+    save_poses(target_dir / "poses.npz", poses, frame_shape)  # type: ignore[arg-type]
+    write_json(target_dir / "target.json", {
+        "name": name, "source": source, "fps": float(fps), "n_frames": len(frames),
+        "frame_shape": list(frame_shape), "created": time.time(),
+        "n_with_person": int(sum(p is not None and not p.is_empty for p in poses)),
+    })  # fmt: skip
+    return target_dir
+
+
+def prepare_target_from_video(
+    target_dir: Path,
+    video: Path,
+    progress: Callable[[float, str], None] | None = None,
+) -> Path:
+    """Find the person's pose in every frame of the target video, store the poses (canvas
+    pixels); the frames stay in the video and are decoded again when training data is rendered."""
+    poses, info = detect_video_poses(video, progress)
+    shape = (info.height, info.width)
+    if sum(not p.is_empty for p in poses) < 4:
+        raise InputError(f"{video.name}: no person was found in enough frames to train on. "
+                         "Use a video with one person, whole body in view.")  # fmt: skip
+    save_poses(target_dir / "poses.npz", poses, shape)
+    meta = read_json(target_dir / "target.json")
+    meta.update(n_frames=len(poses), n_with_person=int(sum(not p.is_empty for p in poses)))
+    write_json(target_dir / "target.json", meta)
+    return target_dir
+
+
+def detect_video_poses(video: str | os.PathLike, progress: Callable[[float, str], None] | None = None,
+                       chunk_size: int = 16) -> tuple[list[Any], Any]:  # fmt: skip
+    """One pose per frame of a video (Part A's estimator, ``chunk_size`` decoded frames in memory
+    at a time), fitted onto EDN's 1080p canvas; and the video's info (limits checked)."""
+    from pipelines.common.media import iter_frames, probe_video
+    from pipelines.dance.render import fit_pose_to_canvas
+
+    info = probe_video(video)
+    shape = (info.height, info.width, 3)
+    poses: list[Any] = []
+    chunk: list[np.ndarray] = []
+
+    def flush() -> None:
+        found = detect_poses(chunk)
+        poses.extend(p if p.is_empty else fit_pose_to_canvas(p, shape) for p in found)
+        chunk.clear()
+        if progress:
+            progress(min(1.0, len(poses) / max(1, info.n_frames)), f"finding poses {len(poses)}/{info.n_frames}")
+
+    for frame in iter_frames(video):
+        chunk.append(frame)
+        if len(chunk) == chunk_size:
+            flush()
+    if chunk:
+        flush()
+    return poses, info
+
+
+def detect_poses(frames: Sequence[np.ndarray], progress: Callable[[float, str], None] | None = None) -> list[Any]:
+    """One :class:`~pipelines.dance.skeleton.Pose` per frame from Part A's estimator."""
+    from pipelines.dance.openpose import estimate_poses
+
+    def report(done: int, total: int) -> None:
+        if progress:
+            progress(done / max(1, total), f"finding poses {done}/{total}")
+
+    return list(estimate_poses(frames, progress=report))
