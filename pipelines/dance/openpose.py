@@ -73,7 +73,9 @@ _FRONT_END = (
 PAF_CHANNELS, HEATMAP_CHANNELS, FEATURE_CHANNELS = 38, 19, 128
 
 
-def _sequential(layers: Iterable[tuple[str, nn.Module]], relu_after: Callable[[str], bool]) -> nn.Sequential:
+def sequential_with_relu(layers: Iterable[tuple[str, nn.Module]], relu_after: Callable[[str], bool]) -> nn.Sequential:
+    """The layers in order, each conv followed by ``relu_<name>`` when ``relu_after(name)`` (the
+    original's make_layers: ReLUs carry no weights, so the state-dict keys are the layer names)."""
     modules: OrderedDict[str, nn.Module] = OrderedDict()
     for name, layer in layers:
         modules[name] = layer
@@ -99,7 +101,7 @@ class BodyPoseNet(nn.Module):
                 front.append((f"{name}_stage1", nn.MaxPool2d(kernel_size=2, stride=2, padding=0)))
             else:
                 front.append((name, nn.Conv2d(cin, cout, 3, 1, 1)))
-        self.model0 = _sequential(front, lambda name: True)
+        self.model0 = sequential_with_relu(front, lambda name: True)
         final_relu = {f"Mconv7_stage{stages}_L2"}
         for branch, out_ch in ((1, PAF_CHANNELS), (2, HEATMAP_CHANNELS)):
             last = f"conv5_5_CPM_L{branch}"
@@ -110,7 +112,7 @@ class BodyPoseNet(nn.Module):
                 (f"conv5_4_CPM_L{branch}", nn.Conv2d(128, 512, 1, 1, 0)),
                 (last, nn.Conv2d(512, out_ch, 1, 1, 0)),
             ]
-            self.add_module(f"model1_{branch}", _sequential(stage1, lambda name, last=last: name != last))
+            self.add_module(f"model1_{branch}", sequential_with_relu(stage1, lambda name, last=last: name != last))
             for t in range(2, stages + 1):
                 cin = PAF_CHANNELS + HEATMAP_CHANNELS + FEATURE_CHANNELS
                 layers = []
@@ -124,7 +126,7 @@ class BodyPoseNet(nn.Module):
                 last_t = f"Mconv7_stage{t}_L{branch}"
                 self.add_module(
                     f"model{t}_{branch}",
-                    _sequential(layers, lambda name, last_t=last_t: name != last_t or name in final_relu),
+                    sequential_with_relu(layers, lambda name, last_t=last_t: name != last_t or name in final_relu),
                 )
 
     def forward_stages(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -219,8 +221,9 @@ def pad_right_down(image: np.ndarray, stride: int, pad_value: int) -> tuple[np.n
     return padded, (0, 0, down, right)
 
 
-def network_inputs(image_bgr: np.ndarray, config: BodyEstimatorConfig) -> list[NetworkInput]:
-    """The padded, normalised network input of every search scale."""
+def network_inputs(image_bgr: np.ndarray, config: BodyEstimatorConfig | Any) -> list[NetworkInput]:
+    """The padded, normalised network input of every search scale (``config``: any object with
+    ``scale_search``, ``boxsize``, ``stride`` and ``pad_value``, as the body and hand configs)."""
     if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.shape[0] < 2 or image_bgr.shape[1] < 2:
         raise InputError(f"Pose detection needs an (H, W, 3) colour frame; got shape {image_bgr.shape}.")
     out = []

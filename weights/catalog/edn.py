@@ -9,6 +9,9 @@ Hzzone's README links a Dropbox and a Google Drive *folder* (pages, not direct f
 from them by hand). The Hugging Face copies below are byte-identical uploads (same LFS sha256 and
 size in lllyasviel/Annotators, lllyasviel/ControlNet and TencentARC/T2I-Adapter).
 
+The hands of the labels come from ``hand_pose_model.pth``, the hand network of the same
+conversion, licence and mirrors (optional: without it the labels carry body and face).
+
 Optional: torchvision's VGG19 (the perceptual training loss) and LPIPS v0.1 (linear layers +
 torchvision AlexNet or VGG16) for the held-out quality figure of a trained target.
 """
@@ -61,6 +64,53 @@ CHECKPOINTS: list[Checkpoint] = [
         size=209267595,
         homepage="https://github.com/Hzzone/pytorch-openpose",
         notes="Original model: https://github.com/CMU-Perceptual-Computing-Lab/openpose (COCO body, 18 keypoints).",
+    ),
+    Checkpoint(
+        id="edn/openpose_hand",
+        family="edn",
+        filename="hand_pose_model.pth",
+        description=(
+            "OpenPose hand network (VGG-19 front end + 6 stages, 21 keypoints + background) converted to PyTorch "
+            "by Hzzone/pytorch-openpose. Finds the 21 points of each hand, in a box placed from the body's arm, "
+            "that Everybody Dance Now's labels draw (about 147 MB). Without it, labels carry body and face only."
+        ),
+        licence=(
+            "CMU OpenPose licence: free for academic or non-profit non-commercial research only; commercial use "
+            "needs a licence from Carnegie Mellon University (see the OpenPose LICENSE). The pytorch-openpose "
+            "conversion code is MIT-licensed, the weights keep CMU's terms."
+        ),
+        components=(
+            Component(
+                name="hand",
+                builder="pipelines.dance.hands:build_hand_pose_model",
+                path=(),
+                key_map="pipelines.dance.hands:hand_key_map",
+            ),
+        ),
+        sources=(
+            Source(
+                hf_repo="lllyasviel/Annotators",
+                hf_file="hand_pose_model.pth",
+                revision="982e7edaec38759d914a963c48c4726685de7d96",
+                note="ControlNet annotator mirror (the body file's mirror), pinned",
+            ),
+            Source(hf_repo="lllyasviel/ControlNet", hf_file="annotator/ckpts/hand_pose_model.pth", note="ControlNet v1.0 annotator copy"),
+            Source(
+                url="https://www.dropbox.com/sh/7xbup2qsn7vvjxo/AABWFksdlgOMXR_r5v3RwKRYa?dl=0",
+                note="Hzzone README (Dropbox folder page: download hand_pose_model.pth by hand)",
+            ),
+            Source(
+                url="https://drive.google.com/drive/folders/1JsvI4M4ZTg98fmnCZLFM-3TeovnCRElG?usp=sharing",
+                note="Hzzone README (Google Drive folder page: download hand_pose_model.pth by hand)",
+            ),
+        ),
+        sha256="b76b00d1750901abd07b9f9d8c98cc3385b8fe834a26d4b4f0aad439e75fc600",
+        size=147341049,
+        homepage="https://github.com/Hzzone/pytorch-openpose",
+        notes=(
+            "Original model: CMU OpenPose hand (pose_iter_102000.caffemodel). sha256 and size are those of the "
+            "Hugging Face LFS pointer of lllyasviel/Annotators' hand_pose_model.pth."
+        ),
     ),
     Checkpoint(
         id="edn/vgg19",

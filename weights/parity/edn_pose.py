@@ -299,3 +299,145 @@ def pose_normalization_case(case: Case) -> Outcome:
         label = resize_to_label(canvas[: CANVAS_SHAPE[0], : CANVAS_SHAPE[1]], size)
         outcome.add(compare_images(path.name, label, load_image(path)[..., :3], float(png.get("max_abs_diff", 1)), png.get("mean_abs_diff")))
     return outcome
+
+
+# --------------------------------------------------------------------------- hands
+
+
+def _unknown_output(outcome: Outcome, name: str) -> None:
+    """An expected output this handler cannot produce is a failure, never a silent skip."""
+    outcome.add(Comparison(name, False, float("inf"), "known output", "no such output in this handler"))
+
+
+def _fixture_hand_net(case: Case, outcome: Outcome) -> torch.nn.Module:
+    from pipelines.dance.hands import HandPoseNet, hand_key_map
+
+    net = HandPoseNet(int(case.config.get("stages", 6))).eval()
+    outcome.add(compare_keys("keys", state_dict_shapes(net), case.keys or {}))
+    net.load_state_dict(case.fixture(), strict=True)
+    to_model, to_file = hand_key_map()
+    expected_file = {k.split(".", 1)[1]: v for k, v in (case.keys or {}).items()}  # util.transfer
+    outcome.add(compare_keys("file_keys", {to_file(k): v for k, v in state_dict_shapes(net).items()}, expected_file))
+    outcome.add(compare_keys("file_to_model", {to_model(k): v for k, v in expected_file.items()}, case.keys or {}))
+    return net
+
+
+@handler("openpose.handpose_model")
+def openpose_hand(case: Case) -> Outcome:
+    outcome = Outcome()
+    net = _fixture_hand_net(case, outcome)
+    names = case.meta.get("forward", {}).get("args") or ["input.x"]
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = net.forward_stages(*(case.io[n] for n in names))
+    for name, expected in case.io.items():
+        if not name.startswith("output."):
+            continue
+        key = name.removeprefix("output.").removeprefix("stage.")
+        if key in out:
+            outcome.add(compare_tensors(name, out[key], expected, case.atol, case.rtol))
+        else:
+            _unknown_output(outcome, name)
+    return outcome
+
+
+def _case_image(case: Case, role: str) -> np.ndarray:
+    """A BGR image named by ``input.<role>`` (or ``expected.<role>``), read as the original reads it."""
+    relative = (case.meta.get("input") or {}).get(role) or (case.meta.get("expected") or {}).get(role)
+    if not relative:
+        raise FileNotFoundError(f"{case.id}: case.json names no {role!r} file")
+    image = cv2.imread(str(case.file(relative)))
+    if image is None:
+        raise FileNotFoundError(case.file(relative))
+    return image
+
+
+def _people_coco18(candidate: np.ndarray, subset: np.ndarray) -> list[np.ndarray]:
+    """Each subset row (in order) as a COCO-18 ``(18, 3)`` array; missing parts have confidence 0."""
+    people = []
+    for row in np.asarray(subset, dtype=np.float64).reshape(-1, 20).astype(int):
+        person = np.zeros((18, 3))
+        for part, idx in enumerate(row[:18]):
+            if idx != -1:
+                person[part] = candidate[idx, 0], candidate[idx, 1], max(float(candidate[idx, 2]), 1e-3)
+        people.append(person)
+    return people
+
+
+def _compare_hand_outputs(outcome: Outcome, case: Case, produced: dict[str, object]) -> None:
+    """Every ``output.*`` of the case: integer outputs exactly, float ones within the case tolerance."""
+    for name, expected in case.io.items():
+        if not name.startswith("output."):
+            continue
+        if name not in produced:
+            _unknown_output(outcome, name)
+            continue
+        exact = not torch.is_floating_point(expected)
+        got = np.asarray(produced[name])
+        outcome.add(compare_tensors(name, got, expected, 0.0 if exact else case.atol, 0.0 if exact else case.rtol))
+
+
+@handler("openpose.hand_estimator")
+def openpose_hand_estimator(case: Case) -> Outcome:
+    from pipelines.dance.hands import HandEstimator, HandEstimatorConfig, hand_boxes, peaks_in_frame
+
+    outcome = Outcome()
+    config = HandEstimatorConfig.from_dict(case.config)
+    frame = _case_image(case, "frame")
+    candidate = case.io["input.body_candidate"].double().numpy().reshape(-1, 4)
+    boxes = [box for person in _people_coco18(candidate, case.io["input.body_subset"].numpy())
+             for box in hand_boxes(person, frame.shape, config.ratio_wrist_elbow, config.min_box)]  # fmt: skip
+    produced: dict[str, object] = {"output.hand_boxes": np.array([[b.x, b.y, b.width, int(b.is_left)] for b in boxes], np.int64).reshape(-1, 4)}
+    if not boxes:
+        _compare_hand_outputs(outcome, case, produced)
+        return outcome
+    box = boxes[0]  # the case's crop is the one box it records
+    crop = frame[box.y : box.y + box.width, box.x : box.x + box.width]
+    expected_crop = (case.meta.get("expected") or {}).get("crop")
+    if expected_crop:
+        reference = cv2.imread(str(case.file(expected_crop)))
+        outcome.add(compare_images("crop", crop, reference, 0))
+    estimator = HandEstimator(_fixture_hand_net(case, outcome), config, torch.device("cpu"))
+    torch.manual_seed(0)
+    result = estimator(crop)
+    produced["output.peaks"] = result.peaks
+    produced["output.peaks_in_frame"] = peaks_in_frame(result.peaks, box)
+    produced["output.heatmap_avg"] = result.heatmap_avg.astype(np.float32)
+    for k, net_map in enumerate(result.net_maps):
+        produced[f"output.net.heatmap.s{k}"] = net_map[None]
+    for name, expected in case.io.items():
+        if name.startswith("input.net_x.s"):
+            k = int(name.rsplit("s", 1)[1])
+            outcome.add(compare_tensors(name, result.inputs[k].tensor, expected, 0.0, 0.0))
+    _compare_hand_outputs(outcome, case, produced)
+    if "output.heatmap_avg" in case.io and "output.peaks" in case.io:
+        # the peak search alone on the original's own averaged maps: must give its peaks exactly
+        from pipelines.dance.hands import part_peak
+
+        stored = case.io["output.heatmap_avg"].double().numpy()
+        peaks = np.array([part_peak(stored[:, :, p], config.thre, config.gaussian_sigma) or (0, 0) for p in range(21)], np.int64)
+        outcome.add(compare_tensors("stored_maps.peaks", peaks, case.io["output.peaks"], 0.0, 0.0))
+    return outcome
+
+
+@handler("openpose.hand_estimator.postprocess")
+def openpose_hand_postprocess(case: Case) -> Outcome:
+    from pipelines.dance.hands import HandBox, HandEstimatorConfig, hand_postprocess, peaks_in_frame
+    from pipelines.dance.openpose import network_inputs
+
+    outcome = Outcome()
+    config = HandEstimatorConfig.from_dict(case.config)
+    inputs = network_inputs(_case_image(case, "crop"), config)
+    names = sorted((n for n in case.io if n.startswith("input.net.heatmap.s")), key=lambda n: int(n.rsplit("s", 1)[1]))
+    maps = [case.io[n][0].numpy() for n in names]
+    for k, (net_map, inp) in enumerate(zip(maps, inputs, strict=False)):
+        expected_shape = (inp.padded_shape[0] // config.stride, inp.padded_shape[1] // config.stride)
+        ok = tuple(net_map.shape[1:]) == expected_shape
+        outcome.add(Comparison(f"scale{k}.map_size", ok, 0.0 if ok else float("inf"), "padded input / stride", f"{net_map.shape}"))
+    heatmap_avg, peaks = hand_postprocess(maps, inputs[: len(maps)], config)
+    produced: dict[str, object] = {"output.peaks": peaks, "output.heatmap_avg": heatmap_avg.astype(np.float32)}
+    corner = re.search(r"x\s*=\s*(\d+),\s*y\s*=\s*(\d+)", str(case.meta.get("input_notes", "")))
+    if corner:  # the box corner demo.py adds, named in the case's notes
+        produced["output.peaks_in_frame"] = peaks_in_frame(peaks, HandBox(int(corner.group(1)), int(corner.group(2)), 0, False))
+    _compare_hand_outputs(outcome, case, produced)
+    return outcome
