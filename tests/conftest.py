@@ -14,6 +14,13 @@ from weights.parity.runner import reference_dir as _reference_dir
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser and load tests are slow too, so ``-m "not slow"`` leaves them out without a second mark."""
+    for item in items:
+        if item.get_closest_marker("browser") or item.get_closest_marker("load"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """``../shared/reference`` (or ``NOSTALGIA_REFERENCE_DIR``); tests that need it skip, with

@@ -12,6 +12,8 @@ import torch
 
 from pipelines.common.media import load_image, probe_video, read_video, video_streams
 
+pytestmark = pytest.mark.slow  # runs the pipelines end to end (the running app, fixture weights)
+
 
 @pytest.fixture(scope="module")
 def client(app_client, ensure_fixtures) -> Iterator[object]:

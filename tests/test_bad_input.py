@@ -24,6 +24,8 @@ from PIL import Image
 from pipelines.common.limits import LIMITS
 from pipelines.common.media import ffmpeg_exe, load_image, write_video
 
+pytestmark = pytest.mark.slow  # runs the pipelines end to end (the running app, fixture weights)
+
 RESTORE_FAST = ["bopbtl/vae_a_quality", "bopbtl/mapping_quality", "bopbtl/vae_b_quality", "bopbtl/face_enhancer_256"]
 FIXTURES = [*RESTORE_FAST, "deoldify/artistic", "tpsmm/vox"]
 

@@ -10,6 +10,8 @@ import pytest
 
 from tests.browser import CHROMIUM_ARGS, chromium_path, screenshot_dir
 
+pytestmark = pytest.mark.browser
+
 
 @pytest.fixture(scope="module")
 def page(app_server) -> Iterator:

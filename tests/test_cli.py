@@ -29,6 +29,7 @@ def folder(reference_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return path
 
 
+@pytest.mark.slow
 def test_folder_run_reports_the_corrupt_file_and_exits_non_zero(
     folder: Path, tmp_path: Path, ensure_fixtures, capsys
 ) -> None:
@@ -53,6 +54,7 @@ def test_folder_run_reports_the_corrupt_file_and_exits_non_zero(
     assert code == 1 and (out / "couple.colorized.png").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_and_succeeds(folder: Path, tmp_path: Path, ensure_fixtures, capsys) -> None:
     ensure_fixtures(["deoldify/artistic"])
     out = tmp_path / "out"
@@ -105,6 +107,7 @@ def test_no_fixture_warning_when_no_weight_is_a_fixture(weights_dir: Path, tmp_p
     assert "warning: fixture weights" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_nostalgia_command_writes_the_still(tmp_path: Path) -> None:
     photo = tmp_path / "plain.png"
     from pipelines.common.media import save_png
@@ -116,6 +119,7 @@ def test_nostalgia_command_writes_the_still(tmp_path: Path) -> None:
     assert main(["nostalgia", str(photo), "-o", str(out), "--no-restore", "--colorize", "no", "--no-animate"]) == 1
 
 
+@pytest.mark.slow
 def test_story_command_writes_a_narrated_video(tmp_path: Path) -> None:
     from pipelines.common.media import save_png, video_streams
 

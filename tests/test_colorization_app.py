@@ -11,6 +11,8 @@ from PIL import Image
 
 from pipelines.common.media import ffmpeg_exe, probe_video, video_streams, write_video
 
+pytestmark = pytest.mark.slow  # runs the pipelines end to end (the running app, fixture weights)
+
 
 @pytest.fixture(scope="module")
 def client(app_client, ensure_fixtures):

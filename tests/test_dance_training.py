@@ -30,6 +30,8 @@ from pipelines.dance.target import prepare_target_from_arrays, split_holdout, ta
 from pipelines.dance.trainer import Trainer
 from pipelines.dance.transfer import DanceTransferPipeline
 
+pytestmark = pytest.mark.slow  # trains and transfers for real (tiny networks, hundreds of steps)
+
 TINY = dict(width=128, height=64, ngf=8, n_downsampling=3, n_blocks=2, ndf=8, num_D=2, face_ngf=8,
             face_n_downsampling=2, face_n_blocks=1, threads=None, time_budget_min=10.0, lr=1e-3)  # fmt: skip
 

@@ -177,6 +177,7 @@ def _client_loop(url: str, job: Job, index: int, stop_at: float, tally: Tally) -
                 )
 
 
+@pytest.mark.load
 def test_model_requested_at_once_is_loaded_once(server) -> None:
     """Several requests that need the same network, arriving together, load it once."""
     from pipelines.common.device import MODELS, cached_network
@@ -208,6 +209,7 @@ def test_model_requested_at_once_is_loaded_once(server) -> None:
     assert len(got) == 6 and all(m is got[0] for m in got)
 
 
+@pytest.mark.load
 def test_eight_clients_at_once(server, scratch_made: list[Path], outputs: Path, tmp_path: Path) -> None:
     from pipelines.common.device import MODELS
 

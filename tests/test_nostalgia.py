@@ -221,6 +221,7 @@ def couple(reference_dir: Path) -> Path:
     return reference_dir / "bopbtl" / "data" / "scratch_d.png"
 
 
+@pytest.mark.slow
 def test_auto_scratch_decision_follows_the_detector(ensure_fixtures, couple: Path) -> None:
     from pipelines.common.media import load_image
     from pipelines.nostalgia.pipeline import NostalgiaPipeline
@@ -242,6 +243,7 @@ def test_auto_scratch_decision_follows_the_detector(ensure_fixtures, couple: Pat
         assert not result.steps[2].ran and "2 faces found" in result.steps[2].reason
 
 
+@pytest.mark.slow
 def test_story_animates_all_faces_over_the_narration(ensure_fixtures, couple: Path) -> None:
     from pipelines.common.media import load_image, probe_video, read_video, video_streams
     from pipelines.nostalgia.story import story

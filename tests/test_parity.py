@@ -15,6 +15,7 @@ _REF = reference_dir()
 CASES = discover([_REF]) if _REF.is_dir() else []
 
 
+@pytest.mark.slow  # many minutes: the whole acceptance set (quick cases of Restore and Colorize also run in their own tests)
 @pytest.mark.parametrize("case_path", CASES, ids=[f"{p.parent.name}/{p.name}" for p in CASES])
 def test_reference_case(case_path, reference_dir) -> None:
     result = run_case(case_path)

@@ -17,6 +17,8 @@ from PIL import Image
 
 from pipelines.common import media
 
+pytestmark = pytest.mark.slow  # runs the pipelines end to end (the running app, fixture weights)
+
 
 def _path(item: object) -> str:
     if isinstance(item, dict):

@@ -32,6 +32,7 @@ def _small_old_photo(scratches: bool, size: tuple[int, int] = (88, 72)) -> np.nd
     return np.asarray(Image.fromarray(photo).resize(size, Image.BICUBIC))
 
 
+@pytest.mark.slow
 def test_scratch_restoration_end_to_end(fixture_weights: None) -> None:
     photo = _small_old_photo(scratches=True)
     steps: list[str] = []
@@ -68,6 +69,7 @@ def test_grayscale_stays_grayscale(fixture_weights: None) -> None:
     assert np.array_equal(result.image[..., 1], result.image[..., 2])
 
 
+@pytest.mark.slow
 def test_large_photo_runs_at_working_resolution(fixture_weights: None) -> None:
     working = WorkingResolution(quality_pixels=48 * 36, scratch_pixels=48 * 36)
     photo = _small_old_photo(scratches=True, size=(120, 90))
@@ -94,6 +96,7 @@ def test_faces_found_after_stage1_are_enhanced_and_blended(fixture_weights: None
     assert left - 60 < xs.mean() < right + 60 and top - 60 < ys.mean() < bottom + 60
 
 
+@pytest.mark.slow
 def test_high_resolution_scratch_mode(ensure_fixtures) -> None:
     ensure_fixtures(RestorationPipeline.checkpoints(with_scratch=True, hr=True, enhance_faces=False))
     pipe = RestorationPipeline(device="cpu")
@@ -128,6 +131,7 @@ def test_bad_input_is_refused(fixture_weights: None, tmp_path: Path) -> None:
         pipe(str(junk))
 
 
+@pytest.mark.slow
 def test_restore_tab_through_gradio_client(app_client, ensure_fixtures, tmp_path: Path) -> None:
     from gradio_client import handle_file
 
