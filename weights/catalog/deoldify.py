@@ -1,9 +1,12 @@
 """DeOldify's three published generator files (jantic/DeOldify, "Completed Generator Weights").
 
 Each file is read by fastai v1 ``Learner.load``: a flat state dict, or ``{'model': sd, 'opt': ...}``
-(both accepted, strict). Their published sizes (about 255 MB for artistic, 874 MB for stable and
-video) equal the fp32 state-dict sizes of the networks, so they are most likely flat state dicts;
-exact byte counts and hashes are not published, hence ``size``/``sha256`` are None.
+(both accepted, strict). The sizes and sha256s are those of the Hugging Face LFS pointers of the
+mirrors listed below (spensercai/DeOldify holds all three, databuzzword/deoldify-artistic the
+artistic one), and the same values are pinned by independent projects that downloaded the files
+from DeepAI and Dropbox; every source listed serves those bytes, and a source that serves anything
+else is refused by the hash check and the next one is tried. The stable link first is the one the
+DeOldify README gives today (``axsd2g85uyixaho``); the older ``usf7uifrctqw9rl`` link follows.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from weights.registry import Checkpoint, Component, Source
 HOMEPAGE = "https://github.com/jantic/DeOldify"
 LICENCE = "MIT (code and weights; see the DeOldify README, section Licence)"
 _ALT = (("model",),)
+_MIRROR = "spensercai/DeOldify"
+_VIDEO_REVISION = "448956a51080c3e5fb29a4e0f3e09457afd94eb0"  # the commit other projects pin for the video file
 
 
 def _generator(builder: str) -> tuple[Component, ...]:
@@ -32,9 +37,18 @@ CHECKPOINTS: list[Checkpoint] = [
         components=_generator("build_artistic"),
         sources=(
             Source(url="https://data.deepai.org/deoldify/ColorizeArtistic_gen.pth", note="link in the DeOldify README"),
+            Source(hf_repo=_MIRROR, hf_file="ColorizeArtistic_gen.pth", note="Hugging Face mirror"),
+            Source(
+                hf_repo="databuzzword/deoldify-artistic",
+                hf_file="ColorizeArtistic_gen.pth",
+                revision="aae6daa766bab0496224bf01a4b7959941703bce",
+                note="Hugging Face mirror",
+            ),
         ),
+        sha256="3f750246fa220529323b85a8905f9b49c0e5d427099185334d048fb5b5e22477",
+        size=255144681,
         homepage=HOMEPAGE,
-        notes="Published size about 255 MB (state dict 255.07 MB in fp32); exact bytes and sha256 not published.",
+        notes="Flat fp32 state dict (255.07 MB of tensors).",
     ),
     Checkpoint(
         id="deoldify/stable",
@@ -47,12 +61,14 @@ CHECKPOINTS: list[Checkpoint] = [
         licence=LICENCE,
         components=_generator("build_stable"),
         sources=(
-            Source(url="https://www.dropbox.com/s/usf7uifrctqw9rl/ColorizeStable_gen.pth?dl=1", note="current README link"),
-            Source(url="https://www.dropbox.com/s/axsd2g85uyixaho/ColorizeStable_gen.pth?dl=1", note="earlier README link"),
-            Source(hf_repo="spensercai/DeOldify", hf_file="ColorizeStable_gen.pth", note="community mirror"),
+            Source(url="https://www.dropbox.com/s/axsd2g85uyixaho/ColorizeStable_gen.pth?dl=1", note="current README link"),
+            Source(url="https://www.dropbox.com/s/usf7uifrctqw9rl/ColorizeStable_gen.pth?dl=1", note="older README link"),
+            Source(hf_repo=_MIRROR, hf_file="ColorizeStable_gen.pth", note="Hugging Face mirror"),
         ),
+        sha256="ca9cd7f43fb8b222c9a70f7b292e305a000694b0ff9d2ae4a6747b1a2e1ee5af",
+        size=874066230,
         homepage=HOMEPAGE,
-        notes="Published size about 874 MB (state dict 873.92 MB in fp32); exact bytes and sha256 not published.",
+        notes="Flat fp32 state dict (873.92 MB of tensors).",
     ),
     Checkpoint(
         id="deoldify/video",
@@ -64,8 +80,13 @@ CHECKPOINTS: list[Checkpoint] = [
         ),
         licence=LICENCE,
         components=_generator("build_video"),
-        sources=(Source(url="https://data.deepai.org/deoldify/ColorizeVideo_gen.pth", note="link in the DeOldify README"),),
+        sources=(
+            Source(url="https://data.deepai.org/deoldify/ColorizeVideo_gen.pth", note="link in the DeOldify README"),
+            Source(hf_repo=_MIRROR, hf_file="ColorizeVideo_gen.pth", revision=_VIDEO_REVISION, note="Hugging Face mirror"),
+        ),
+        sha256="e3d98bb6a222354c79f95485c2f078a89dc724e9183662506d9e0f5aafac83ad",
+        size=874066230,
         homepage=HOMEPAGE,
-        notes="Published size about 874 MB (state dict 873.92 MB in fp32); exact bytes and sha256 not published.",
+        notes="Flat fp32 state dict (873.92 MB of tensors), the stable network's layout.",
     ),
 ]
