@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -261,21 +261,35 @@ def _normalized(kp: np.ndarray) -> np.ndarray:
     return kp / np.sqrt(ConvexHull(kp[:, :2]).volume)
 
 
-def best_frame_index(source: np.ndarray, driving: Sequence[np.ndarray]) -> int:
+def best_frame_index(source: np.ndarray, driving: Iterable[np.ndarray], chunk: int = 64) -> int:
     """Index of the driving frame whose normalised landmarks are closest to the source's (the
-    demo's ``find_best_frame``); 0 when the source has no detectable face."""
-    marks = frame_landmarks([source, *driving])
-    if marks[0] is None:
+    demo's ``find_best_frame``); 0 when the source has no detectable face. ``driving`` may be a
+    stream: ``chunk`` frames are held at a time."""
+    source_marks = frame_landmarks([source])[0]
+    if source_marks is None:
         return 0
-    ref = _normalized(marks[0])
-    best, best_norm = 0, float("inf")
-    for i, kp in enumerate(marks[1:]):
-        if kp is None:
-            continue
-        norm = float((np.abs(ref - _normalized(kp)) ** 2).sum())
-        if norm < best_norm:
-            best, best_norm = i, norm
+    ref = _normalized(source_marks)
+    best, best_norm, offset = 0, float("inf"), 0
+    for part in _chunks(driving, chunk):
+        for i, kp in enumerate(frame_landmarks(part)):
+            if kp is None:
+                continue
+            norm = float((np.abs(ref - _normalized(kp)) ** 2).sum())
+            if norm < best_norm:
+                best, best_norm = offset + i, norm
+        offset += len(part)
     return best
+
+
+def _chunks(items: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    part: list[np.ndarray] = []
+    for item in items:
+        part.append(item)
+        if len(part) == size:
+            yield part
+            part = []
+    if part:
+        yield part
 
 
 # --------------------------------------------------------------------------- whole-photo animation
@@ -305,15 +319,48 @@ def _fit(image: np.ndarray, max_side: int) -> np.ndarray:
     return crops.resize_uint8(image, (max(2, round(w * scale)), max(2, round(h * scale))))
 
 
-def _driving_square(frames: Sequence[np.ndarray]) -> crops.CropSquare | None:
-    """One fixed training-style square for the driving video, from the first frames with a face."""
+def _driving_square(video: str | Path, n_frames: int = 50) -> crops.CropSquare | None:
+    """One fixed training-style square for the driving video, from its first frames with a face."""
     from pipelines.common import faces
 
-    for i in range(0, min(len(frames), 50), 5):
-        boxes = faces.detect_faces(frames[i])
-        if len(boxes):
-            return crops.crop_square(boxes[0])
+    for i, frame in enumerate(media.iter_frames(video)):
+        if i >= n_frames:
+            break
+        if i % 5 == 0:
+            boxes = faces.detect_faces(frame)
+            if len(boxes):
+                return crops.crop_square(boxes[0])
     return None
+
+
+class _Sequential:
+    """``frame_at(i)`` over a stream, for indices asked in increasing order: one decoded frame is
+    held, plus (``keep_raw``) the raw frames asked since the last :meth:`take`."""
+
+    def __init__(self, frames: Iterable[np.ndarray], transform: Callable[[np.ndarray], np.ndarray],
+                 keep_raw: bool = False) -> None:  # fmt: skip
+        self.frames = iter(frames)
+        self.transform = transform
+        self.keep_raw = keep_raw
+        self.index = -1
+        self.current: np.ndarray | None = None
+        self.raw: dict[int, np.ndarray] = {}
+
+    def __call__(self, i: int) -> np.ndarray:
+        if i < self.index:
+            raise ValueError(f"frame {i} asked after frame {self.index}: the stream only moves forwards")
+        while self.index < i:
+            try:
+                self.current = next(self.frames)
+            except StopIteration:
+                raise InputError(f"The driving video ended at frame {self.index + 1}, before frame {i + 1}.") from None
+            self.index += 1
+        if self.keep_raw:
+            self.raw[i] = self.current  # type: ignore[assignment]
+        return self.transform(self.current)  # type: ignore[arg-type]
+
+    def take(self, indices: Sequence[int]) -> list[np.ndarray]:
+        return [self.raw.pop(i) for i in indices]
 
 
 def animate(
@@ -352,7 +399,8 @@ def animate(
         raise InputError("Please provide a driving video.")
     photo = _fit(media.load_image(source_image, name="photo"), max_side)
     report(0.02, "reading the driving video")
-    frames, info = media.read_video(driving_video)
+    info = media.probe_video(driving_video)  # every limit checked before any frame is decoded
+    n_frames = info.n_frames
     notes: list[str] = []
     size = (cfg.img_size, cfg.img_size)
 
@@ -371,12 +419,15 @@ def animate(
         source_crop = crops.extract(photo, square)
     else:
         source_crop = photo
-    drive_square = _driving_square(frames) if (cfg.face and crop_driving) else None
+    drive_square = _driving_square(driving_video) if (cfg.face and crop_driving) else None
     if cfg.face and crop_driving and drive_square is None:
         notes.append("No face found in the driving video; its whole frames were used.")
 
-    def driving_crop(i: int) -> np.ndarray:
-        return crops.extract(frames[i], drive_square) if drive_square is not None else frames[i]
+    def driving_crop(frame: np.ndarray) -> np.ndarray:
+        return crops.extract(frame, drive_square) if drive_square is not None else frame
+
+    def model_input(frame: np.ndarray) -> np.ndarray:
+        return resize_like_skimage_0183(driving_crop(frame), size)[..., :3]
 
     source_f = resize_like_skimage_0183(source_crop, size)[..., :3]
     report(0.05, "loading the model")
@@ -385,47 +436,48 @@ def animate(
     best = None
     if find_best_frame and cfg.face:
         report(0.07, "finding the best-matching driving frame")
-        small = [to_uint8_like_skimage(resize_like_skimage_0183(driving_crop(i), size)) for i in range(len(frames))]
+        small = (to_uint8_like_skimage(model_input(f)) for f in media.iter_frames(driving_video))
         best = best_frame_index(to_uint8_like_skimage(source_f), small)
     elif find_best_frame:
         notes.append("Best-frame search needs faces; it applies to the vox model only.")
 
-    animated = np.empty((len(frames), *size, 3), dtype=np.uint8)
+    # Each output frame depends only on its own driving frame and the reference (initial or best)
+    # frame, so frames are animated in their natural order, streamed from the decoder to the
+    # encoders: one driving frame and one batch of results in memory, whatever the video's length.
+    start = best or 0
+    reference = _Sequential(media.iter_frames(driving_video), model_input)
+    ph, pw = photo.shape[:2]
+    mask = crops.feather_mask(square.side) if square is not None else None
+    out_path = media.new_output_path(".mp4", prefix="animation")
+    sbs_path = media.new_output_path(".mp4", prefix="side_by_side") if side_by_side else None
+
+    def composed(frame: np.ndarray) -> np.ndarray:
+        if square is not None:
+            return crops.paste(photo, frame, square, mask)
+        return crops.resize_uint8(frame, (pw, ph))
+
+    def beside(drv: np.ndarray, result: np.ndarray) -> np.ndarray:
+        dw = max(2, round(drv.shape[1] * ph / drv.shape[0]))
+        return np.concatenate([crops.resize_uint8(drv, (dw, ph)), result], axis=1)
+
+    def outputs() -> Iterator[tuple[np.ndarray, ...]]:
+        stream = _Sequential(media.iter_frames(driving_video), model_input, keep_raw=sbs_path is not None)
+        kp_initial = pipe.keypoints([reference(start)])
+        done = 0
+        for idx, batch in pipe.iter_animation(src, stream, range(n_frames), mode, kp_initial):
+            raw = stream.take(idx) if sbs_path is not None else []
+            for k, frame in enumerate(batch):
+                result = composed(to_uint8_like_skimage(frame))
+                yield (result,) if sbs_path is None else (result, beside(raw[k], result))
+            done += len(idx)
+            report(0.1 + 0.85 * done / n_frames, f"animating frame {done}/{n_frames}")
+
     with torch.inference_mode(), oom_guard("Try a shorter driving video or a smaller batch size."):
         src = pipe.prepare_source(source_f)
-        start = best or 0
-        kp_initial = pipe.keypoints([resize_like_skimage_0183(driving_crop(start), size)[..., :3]])
-        order = list(range(start, len(frames))) + list(range(start - 1, -1, -1))
-        done = 0
-        for idx, batch in pipe.iter_animation(src, lambda i: resize_like_skimage_0183(driving_crop(i), size)[..., :3], order, mode, kp_initial):
-            animated[idx] = to_uint8_like_skimage(batch)
-            done += len(idx)
-            report(0.1 + 0.75 * done / len(order), f"animating frame {done}/{len(order)}")
-
-    report(0.87, "compositing and encoding")
-    mask = crops.feather_mask(square.side) if square is not None else None
-    ph, pw = photo.shape[:2]
-
-    def composed() -> Iterator[np.ndarray]:
-        for frame in animated:
-            if square is not None:
-                yield crops.paste(photo, frame, square, mask)
-            else:
-                yield crops.resize_uint8(frame, (pw, ph))
-
-    out_path = media.new_output_path(".mp4", prefix="animation")
-    media.write_video(composed(), out_path, info.fps, audio_from=driving_video)
-    sbs_path = None
-    if side_by_side:
-        def pairs() -> Iterator[np.ndarray]:
-            for i, result in enumerate(composed()):
-                drv = frames[i]
-                dw = max(2, round(drv.shape[1] * ph / drv.shape[0]))
-                yield np.concatenate([crops.resize_uint8(drv, (dw, ph)), result], axis=1)
-
-        sbs_path = media.new_output_path(".mp4", prefix="side_by_side")
-        media.write_video(pairs(), sbs_path, info.fps, audio_from=driving_video)
+        paths = [out_path] if sbs_path is None else [out_path, sbs_path]
+        with media.discard_on_failure(out_path), media.discard_on_failure(paths[-1]):
+            media.write_videos(outputs(), paths, info.fps, audio_from=driving_video)
     report(1.0, "done")
-    return AnimateOutput(out_path, sbs_path, len(frames), info.fps, cfg.name, mode, faces_found, chosen, best,
+    return AnimateOutput(out_path, sbs_path, n_frames, info.fps, cfg.name, mode, faces_found, chosen, best,
                          drive_square is not None, time.perf_counter() - started, notes)  # fmt: skip
 

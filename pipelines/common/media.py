@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pipelines.common import disk
 from pipelines.common.errors import InputError
-from pipelines.common.limits import LIMITS
+from pipelines.common.limits import LIMITS, DiskBudgets
 
 ImageLike = str | os.PathLike | np.ndarray | Image.Image
 
@@ -168,6 +171,90 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+def _limit_output_size(max_bytes: int) -> Callable[[], None]:
+    def apply() -> None:  # runs in the child between fork and exec
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+
+    return apply
+
+
+def run_tool(
+    cmd: Sequence[str], *, what: str, timeout: float | None = None, max_output_mb: float | None = None
+) -> subprocess.CompletedProcess:
+    """Run an external tool (ffmpeg, espeak-ng) with an argument list (never a shell), a timeout
+    (``NOSTALGIA_TOOL_TIMEOUT_S``) and a bound on the size of every file it writes
+    (``NOSTALGIA_TOOL_OUTPUT_MB``, enforced by the kernel: RLIMIT_FSIZE). Past either bound the
+    tool is killed and a specific :class:`InputError` says which; other failures are returned
+    (``returncode``, ``stderr``) for the caller to explain."""
+    seconds = LIMITS.tool_timeout_s if timeout is None else timeout
+    limit_mb = LIMITS.tool_output_mb if max_output_mb is None else max_output_mb
+    try:
+        proc = subprocess.run(
+            list(cmd), capture_output=True, text=True, errors="replace", timeout=seconds,
+            preexec_fn=_limit_output_size(int(limit_mb * 1e6)),
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise InputError(f"{what} took longer than {seconds:g} s and was stopped; use a shorter or smaller file.") from exc
+    if proc.returncode == -signal.SIGXFSZ:
+        raise InputError(f"{what} would write more than {limit_mb:g} MB and was stopped; use a shorter or smaller file.")
+    return proc
+
+
+@dataclass(frozen=True)
+class MediaHeader:
+    """What a media file's container declares (ffmpeg's header read; nothing is decoded)."""
+
+    duration: float  # seconds, 0 when unknown
+    width: int = 0  # first video stream; 0 when there is none
+    height: int = 0
+    fps: float = 0.0
+    video_codec: str = ""
+    audio_codec: str = ""
+
+    @property
+    def has_video(self) -> bool:
+        return bool(self.video_codec)
+
+    @property
+    def has_audio(self) -> bool:
+        return bool(self.audio_codec)
+
+
+_RATE = re.compile(r"([\d.]+)(k?) (fps|tbr)")
+
+
+def _rate(text: str, unit: str) -> float:
+    for value, kilo, found in _RATE.findall(text):
+        if found == unit:
+            return float(value) * (1000.0 if kilo else 1.0)
+    return 0.0
+
+
+def probe_media(path: str | os.PathLike) -> MediaHeader:
+    """Duration, first video stream (size, frame rate) and audio presence of any media file,
+    from its header only: cheap and safe on any upload (one bounded ffmpeg run, no decoding)."""
+    proc = run_tool([ffmpeg_exe(), "-hide_banner", "-i", str(path)], what="Reading the file's header", timeout=30)
+    duration, width, height, fps, vcodec, acodec = 0.0, 0, 0, 0.0, "", ""
+    for line in proc.stderr.splitlines():
+        line = line.strip()
+        if line.startswith("Duration:"):
+            stamp = line.split(",", 1)[0].split(":", 1)[1].strip()
+            with contextlib.suppress(ValueError):
+                h, m, sec = stamp.split(":")
+                duration = int(h) * 3600 + int(m) * 60 + float(sec)
+        elif "Stream #" in line and "Video: " in line and not vcodec:
+            vcodec = line.split("Video: ", 1)[1].split()[0].rstrip(",")
+            size = re.search(r", (\d{1,6})x(\d{1,6})[ ,]", line)
+            if size:
+                width, height = int(size.group(1)), int(size.group(2))
+            fps = _rate(line, "fps") or _rate(line, "tbr")
+        elif "Stream #" in line and "Audio: " in line and not acodec:
+            acodec = line.split("Audio: ", 1)[1].split()[0].rstrip(",")
+    return MediaHeader(duration, width, height, fps, vcodec, acodec)
+
+
 @dataclass
 class VideoInfo:
     fps: float
@@ -178,54 +265,81 @@ class VideoInfo:
     has_audio: bool
 
 
-def probe_video(path: str | os.PathLike, *, max_seconds: float | None = None) -> VideoInfo:
-    """Read a video's size, fps, frame count, duration and whether it has audio; refuse past the
-    duration or per-frame pixel limit or when it has no video frames."""
-    import imageio_ffmpeg
+def count_frames(path: str | os.PathLike) -> int:
+    """Frames in the first video stream, counted from its packets (stream copy: nothing is decoded,
+    a second even for tens of thousands of frames); 0 when they cannot be counted."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"]
+    proc = run_tool(cmd, what="Counting the video's frames", timeout=60)
+    found = re.findall(r"frame=\s*(\d+)", proc.stderr)
+    return int(found[-1]) if found and proc.returncode == 0 else 0
 
+
+def probe_video(path: str | os.PathLike, *, max_seconds: float | None = None) -> VideoInfo:
+    """Read a video's size, fps, frame count, duration and whether it has audio, and refuse it
+    before any frame is decoded when it breaks a limit: duration, pixels per frame, frame rate,
+    total frames (fps x duration) or decoded bytes (frames x width x height x 3). Each refusal
+    names the limit and its value. The frame rate is the measured one (frames / duration) when
+    the declared one disagrees (variable-rate recordings declare e.g. "1k tbr")."""
     path = Path(path)
     label = path.name
     if not path.exists() or path.stat().st_size == 0:
         raise InputError(f"{label}: the video file is empty or missing.")
-    try:
-        reader = imageio_ffmpeg.read_frames(str(path))
-        meta = next(reader)
-        reader.close()
-    except (RuntimeError, OSError, StopIteration) as exc:
-        streams = video_streams(path)
-        if streams and "video" not in streams:
-            raise InputError(f"{label}: the file has no video stream (only {', '.join(streams)}); upload a video.") from exc
-        raise InputError(
-            f"{label}: not a readable video ({str(exc).splitlines()[0] if str(exc) else 'no video stream'})."
-        ) from exc
-    width, height = meta.get("size", (0, 0))
-    fps = float(meta.get("fps") or 0.0)
-    duration = float(meta.get("duration") or 0.0)
-    if not width or not height or fps <= 0:
-        raise InputError(f"{label}: the file has no video stream.")
+    header = probe_media(path)
+    if not header.has_video:
+        if header.has_audio:
+            raise InputError(f"{label}: the file has no video stream (only audio); upload a video.")
+        raise InputError(f"{label}: not a readable video (no video stream found).")
+    width, height = header.width, header.height
+    if not width or not height:
+        raise InputError(f"{label}: the video stream declares no frame size; it cannot be read.")
     if width * height > LIMITS.max_video_pixels:
         raise InputError(
             f"{label}: {width}x{height} frames exceed the limit of {LIMITS.max_video_pixels / 1e6:.1f} MP per frame. "
             "Downscale the video and try again."
         )
-    try:
-        n_frames, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
-    except (RuntimeError, OSError):
-        n_frames = round(duration * fps)
+    limit = LIMITS.max_video_seconds if max_seconds is None else max_seconds
+    if header.duration > limit + 1e-6:
+        raise InputError(
+            f"{label}: the video is {header.duration:.1f} s long; the limit is {limit:g} s. Trim it and try again."
+        )
+    n_frames = count_frames(path)
     if n_frames <= 0:
         raise InputError(f"{label}: the video has no frames.")
-    duration = duration or n_frames / fps
-    limit = LIMITS.max_video_seconds if max_seconds is None else max_seconds
-    if duration > limit + 1e-6:
+    fps = header.fps
+    if header.duration > 0:
+        measured = n_frames / header.duration
+        if fps <= 0 or abs(measured - fps) > 0.05 * fps + 1.0:
+            fps = measured
+    if fps <= 0:
+        raise InputError(f"{label}: the video declares no frame rate; re-encode it at a usual rate (e.g. 30 fps).")
+    if fps > LIMITS.max_video_fps + 1e-6:
         raise InputError(
-            f"{label}: the video is {duration:.1f} s long; the limit is {limit:g} s. Trim it and try again."
+            f"{label}: {fps:g} frames per second is above the limit of {LIMITS.max_video_fps:g} fps. "
+            "Re-encode it at a usual rate (e.g. 30 fps) and try again."
         )
-    return VideoInfo(fps, n_frames, int(width), int(height), duration, _has_audio(path))
+    _check_frame_budget(label, n_frames, width, height)
+    duration = header.duration or n_frames / fps
+    if duration > limit + 1e-6:
+        raise InputError(f"{label}: the video is {duration:.1f} s long; the limit is {limit:g} s. Trim it and try again.")
+    return VideoInfo(fps, n_frames, int(width), int(height), duration, header.has_audio)
+
+
+def _check_frame_budget(label: str, n_frames: int, width: int, height: int) -> None:
+    if n_frames > LIMITS.max_video_frames:
+        raise InputError(
+            f"{label}: {n_frames} frames (frame rate x duration) exceed the limit of {LIMITS.max_video_frames} frames. "
+            "Trim the video or lower its frame rate and try again."
+        )
+    decoded_mb = n_frames * width * height * 3 / 1e6
+    if decoded_mb > LIMITS.max_decoded_mb:
+        raise InputError(
+            f"{label}: {n_frames} frames of {width}x{height} decode to {decoded_mb / 1000:.1f} GB, above the limit of "
+            f"{LIMITS.max_decoded_mb / 1000:g} GB. Use a shorter or smaller video."
+        )
 
 
 def _has_audio(path: Path) -> bool:
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
-    return any("Audio:" in line for line in proc.stderr.splitlines() if "Stream #" in line)
+    return probe_media(path).has_audio
 
 
 def iter_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
@@ -262,54 +376,93 @@ def write_video(
 ) -> Path:
     """Write RGB uint8 frames as H.264 yuv420p MP4 (browser-playable), padding odd sizes to even,
     then copy the audio of ``audio_from`` (if it has any) into it, cut to the video's length."""
-    import imageio_ffmpeg
+    return write_videos(((frame,) for frame in frames), [path], fps, audio_from=audio_from, crf=crf)[0]
 
-    path = Path(path)
+
+class _Encoder:
+    """One H.264 encoder fed frame by frame (the first frame fixes the size)."""
+
+    def __init__(self, target: Path, first: np.ndarray, fps: float, crf: int) -> None:
+        import imageio_ffmpeg
+
+        self.height, self.width = first.shape[:2]
+        self.out_w, self.out_h = self.width + self.width % 2, self.height + self.height % 2
+        self.writer = imageio_ffmpeg.write_frames(
+            str(target),
+            (self.out_w, self.out_h),
+            fps=fps,
+            codec="libx264",
+            pix_fmt_in="rgb24",
+            pix_fmt_out="yuv420p",
+            output_params=["-crf", str(crf), "-preset", "veryfast", "-movflags", "+faststart", "-f", "mp4"],
+            macro_block_size=1,
+            ffmpeg_log_level="error",
+        )
+        self.writer.send(None)
+
+    def send(self, frame: np.ndarray) -> None:
+        frame = np.asarray(frame, dtype=np.uint8)
+        if frame.shape[:2] != (self.height, self.width):
+            raise ValueError(f"frame size {frame.shape[:2]} differs from the first frame {(self.height, self.width)}")
+        if (self.out_h, self.out_w) != (self.height, self.width):
+            pads = ((0, self.out_h - self.height), (0, self.out_w - self.width), (0, 0))
+            frame = np.pad(frame, pads, mode="edge")
+        self.writer.send(np.ascontiguousarray(frame[..., :3]))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def write_videos(
+    frames: Iterable[Sequence[np.ndarray]],
+    paths: Sequence[str | os.PathLike],
+    fps: float,
+    *,
+    audio_from: str | os.PathLike | None = None,
+    crf: int = 18,
+) -> list[Path]:
+    """Several videos from one stream of frame tuples (one frame per video per step), so a
+    result and its side-by-side view are written in one pass with one frame of each in memory.
+
+    Each is written under a partial name and renamed when whole: a killed job leaves no half
+    video that looks finished, and the start-up clean-up (:func:`disk.remove_partials`) deletes
+    its leftovers."""
+    finals = [Path(p) for p in paths]
+    partials = [disk.partial_name(p) for p in finals]
+    silents = [p.with_name(p.name + ".video.mp4") if audio_from else p for p in partials]
     frames_iter = iter(frames)
     try:
-        first = np.asarray(next(frames_iter))
+        first = [np.asarray(f) for f in next(frames_iter)]
     except StopIteration:
         raise InputError("No frames to write.") from None
-    height, width = first.shape[:2]
-    out_w, out_h = width + width % 2, height + height % 2
-    silent = path.with_name(f".{path.stem}.video.mp4") if audio_from else path
-    writer = imageio_ffmpeg.write_frames(
-        str(silent),
-        (out_w, out_h),
-        fps=fps,
-        codec="libx264",
-        pix_fmt_in="rgb24",
-        pix_fmt_out="yuv420p",
-        output_params=["-crf", str(crf), "-preset", "veryfast", "-movflags", "+faststart"],
-        macro_block_size=1,
-        ffmpeg_log_level="error",
-    )
-    writer.send(None)
-
-    def pad(frame: np.ndarray) -> np.ndarray:
-        frame = np.asarray(frame, dtype=np.uint8)
-        if frame.shape[:2] != (height, width):
-            raise ValueError(f"frame size {frame.shape[:2]} differs from the first frame {(height, width)}")
-        if (out_h, out_w) != (height, width):
-            frame = np.pad(frame, ((0, out_h - height), (0, out_w - width), (0, 0)), mode="edge")
-        return np.ascontiguousarray(frame[..., :3])
-
+    if len(first) != len(finals):
+        raise ValueError(f"{len(first)} frames per step for {len(finals)} videos")
+    encoders: list[_Encoder] = []
     n_written = 0
     try:
-        writer.send(pad(first))
-        n_written = 1
-        for frame in frames_iter:
-            writer.send(pad(frame))
-            n_written += 1
+        try:
+            encoders = [_Encoder(silent, frame, fps, crf) for silent, frame in zip(silents, first, strict=True)]
+            for encoder, frame in zip(encoders, first, strict=True):
+                encoder.send(frame)
+            n_written = 1
+            for step in frames_iter:
+                for encoder, frame in zip(encoders, step, strict=True):
+                    encoder.send(frame)
+                n_written += 1
+        finally:
+            for encoder in encoders:
+                encoder.close()
+        with_audio = bool(audio_from) and _has_audio(Path(audio_from))  # type: ignore[arg-type]
+        for silent, partial, final in zip(silents, partials, finals, strict=True):
+            if with_audio:
+                mux_audio(silent, audio_from, partial, duration=n_written / fps)  # type: ignore[arg-type]
+            elif silent != partial:
+                os.replace(silent, partial)
+            os.replace(partial, final)
     finally:
-        writer.close()
-    if audio_from:
-        if _has_audio(Path(audio_from)):
-            mux_audio(silent, audio_from, path, duration=n_written / fps)
-            silent.unlink(missing_ok=True)
-        else:
-            os.replace(silent, path)
-    return path
+        for leftover in (*silents, *partials):
+            leftover.unlink(missing_ok=True)
+    return finals
 
 
 def mux_audio(
@@ -327,9 +480,9 @@ def mux_audio(
         ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error",
         "-i", str(video), "-i", str(audio_source),
         "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-b:a", "160k",
-        "-t", f"{duration:.6f}", "-movflags", "+faststart", str(out),
+        "-t", f"{duration:.6f}", "-movflags", "+faststart", "-f", "mp4", str(out),
     ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = run_tool(cmd, what="Adding the audio track")
     if proc.returncode != 0:
         raise RuntimeError(f"ffmpeg could not add the audio track: {proc.stderr.strip()[-400:]}")
     return Path(out)
@@ -337,15 +490,8 @@ def mux_audio(
 
 def video_streams(path: str | os.PathLike) -> dict[str, str]:
     """Codec names of the first video and audio stream (for tests and diagnostics)."""
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
-    found: dict[str, str] = {}
-    for line in proc.stderr.splitlines():
-        if "Stream #" in line:
-            for kind in ("Video", "Audio"):
-                marker = f"{kind}: "
-                if marker in line and kind.lower() not in found:
-                    found[kind.lower()] = line.split(marker, 1)[1].split()[0].rstrip(",")
-    return found
+    header = probe_media(path)
+    return {k: v for k, v in (("video", header.video_codec), ("audio", header.audio_codec)) if v}
 
 
 # --------------------------------------------------------------------------- per-request work dirs
@@ -367,33 +513,54 @@ def scratch_dir(prefix: str = "job") -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-_PRUNE_EVERY_S = 600.0
 _last_prune = [0.0]
 
 
-def prune_outputs(max_age_hours: float | None = None) -> int:
+def _result_folder(path: Path) -> bool:
+    return len(path.name) == 32 and all(c in "0123456789abcdef" for c in path.name) and path.is_dir()
+
+
+def prune_outputs(max_age_hours: float | None = None, max_mb: float | None = None) -> int:
     """Remove per-request result folders (32-hex names) older than ``max_age_hours``
-    (``NOSTALGIA_OUTPUT_TTL_HOURS``, default 24). Gradio serves its own copy of every returned
-    file, so these are leftovers; examples and other named folders are kept. Returns the count."""
-    hours = float(os.environ.get("NOSTALGIA_OUTPUT_TTL_HOURS") or 24) if max_age_hours is None else max_age_hours
-    cutoff = time.time() - hours * 3600
-    removed = 0
-    for folder in outputs_root().iterdir():
-        if len(folder.name) == 32 and all(c in "0123456789abcdef" for c in folder.name) and folder.is_dir():
-            try:
-                if folder.stat().st_mtime < cutoff:
-                    shutil.rmtree(folder, ignore_errors=True)
-                    removed += 1
-            except FileNotFoundError:
-                continue
+    (``NOSTALGIA_OUTPUT_TTL_HOURS``, default 24), then the oldest until they fit ``max_mb``
+    (``NOSTALGIA_OUTPUT_BUDGET_MB``). Gradio serves its own copy of every returned file, so
+    these are leftovers; examples and other named folders are kept. Returns the count."""
+    budgets = DiskBudgets.from_env()
+    hours = budgets.output_ttl_hours if max_age_hours is None else max_age_hours
+    mb = budgets.output_budget_mb if max_mb is None else max_mb
+    return disk.prune(outputs_root(), max_age_s=hours * 3600, max_bytes=mb * 1e6, candidates=_result_folder).removed
+
+
+def clean_outputs_at_start() -> int:
+    """At start-up, before any request: delete what killed jobs left (partial files, then result
+    folders left empty). Returns the number of entries removed."""
+    root = outputs_root()
+    removed = disk.remove_partials(root)
+    for folder in root.iterdir():
+        if _result_folder(folder) and not any(folder.iterdir()):
+            folder.rmdir()
+            removed += 1
     return removed
+
+
+@contextlib.contextmanager
+def discard_on_failure(result: Path) -> Iterator[Path]:
+    """Remove the result folder of ``result`` (from :func:`new_output_path`) when the block fails,
+    so a refused or failed request leaves nothing behind."""
+    try:
+        yield result
+    except BaseException:
+        if _result_folder(result.parent) and result.parent.parent == outputs_root():
+            shutil.rmtree(result.parent, ignore_errors=True)
+        raise
 
 
 def new_output_path(suffix: str, prefix: str = "result") -> Path:
     """A fresh, unique path for a result file that the UI will serve (never shared by requests).
-    Every few minutes, old result folders are pruned first (:func:`prune_outputs`)."""
+    Every ``NOSTALGIA_PRUNE_EVERY_S``, result folders beyond their age and size budget are pruned
+    first (:func:`prune_outputs`)."""
     now = time.monotonic()
-    if now - _last_prune[0] > _PRUNE_EVERY_S:
+    if now - _last_prune[0] > DiskBudgets.from_env().prune_every_s:
         _last_prune[0] = now
         prune_outputs()
     folder = outputs_root() / uuid.uuid4().hex

@@ -16,9 +16,9 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import shutil
-import subprocess
 import time
 import wave
 from collections.abc import Callable, Iterator
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from pipelines.common import media
+from pipelines.common import disk, media
 from pipelines.common.errors import InputError, ModelUnavailableError
 from pipelines.common.limits import LIMITS
 from pipelines.nostalgia.config import NostalgiaOptions, StoryOptions
@@ -61,16 +61,41 @@ def wav_seconds(path: str | Path) -> float:
 
 
 def recording_to_wav(source: str | Path, out: Path) -> Path:
-    """Any audio file (WAV, MP3, M4A, OGG, WebM from the browser microphone...) -> 16-bit mono WAV."""
+    """Any audio file (WAV, MP3, M4A, OGG, WebM from the browser microphone...) -> 16-bit mono WAV.
+
+    The recording's duration is read from its header first: a recording longer than
+    ``NOSTALGIA_MAX_AUDIO_SECONDS`` is refused before anything is converted (a small file of
+    hours of silence would otherwise expand to a WAV of a gigabyte); the conversion itself is cut
+    at that length and bounded in time and output size."""
     source = Path(source)
     if not source.exists() or source.stat().st_size == 0:
         raise InputError(f"{source.name}: the recording is empty or missing; record or upload it again.")
-    cmd = [media.ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error", "-i", str(source), "-vn",
-           "-ac", "1", "-ar", "44100", "-c:a", "pcm_s16le", str(out)]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0 or not out.exists() or wav_seconds(out) <= 0:
+    header = media.probe_media(source)
+    if not header.has_audio:
         raise InputError(f"{source.name}: not a readable audio recording (WAV, MP3, M4A, OGG or WebM expected).")
+    limit = min(LIMITS.max_audio_seconds, LIMITS.max_video_seconds)
+    if header.duration > limit + 1e-6:
+        raise InputError(
+            f"{source.name}: the recording lasts {_clock(header.duration)}; recordings are limited to {limit:g} s. "
+            "Trim it and try again."
+        )
+    partial = disk.partial_name(out)
+    cmd = [media.ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error", "-i", str(source), "-vn",
+           "-t", f"{limit + 1:g}", "-ac", "1", "-ar", "44100", "-c:a", "pcm_s16le", "-f", "wav", str(partial)]  # fmt: skip
+    try:
+        proc = media.run_tool(cmd, what="Converting the recording")
+        if proc.returncode != 0 or not partial.exists() or wav_seconds(partial) <= 0:
+            raise InputError(f"{source.name}: not a readable audio recording (WAV, MP3, M4A, OGG or WebM expected).")
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
     return out
+
+
+def _clock(seconds: float) -> str:
+    minutes, sec = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {sec:02d} s" if minutes else f"{seconds:.1f} s"
 
 
 def espeak_path() -> str | None:
@@ -88,7 +113,7 @@ def speak_espeak(text: str, out: Path, language: str = "en", words_per_minute: i
     text_file = out.with_suffix(".txt")
     text_file.write_text(text, encoding="utf-8")
     cmd = [exe, "-v", language, "-s", str(int(words_per_minute)), "-f", str(text_file), "-w", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    proc = media.run_tool(cmd, what="espeak-ng", timeout=min(120.0, LIMITS.tool_timeout_s))
     if proc.returncode != 0 or not out.exists():
         message = proc.stderr.strip() or "no audio written"
         raise InputError(f"espeak-ng could not speak this text with voice {language!r}: {message}")
@@ -318,6 +343,12 @@ def story(
         raise InputError(f"The text has {len(text)} characters; stories take at most {sopts.max_chars}.")
     start = time.perf_counter()
     video = media.new_output_path(".mp4", prefix="story")
+    with media.discard_on_failure(video):
+        return _story(image, text, recording, video, opts, sopts, report, start)
+
+
+def _story(image: media.ImageLike, text: str, recording: str | Path | None, video: Path, opts: NostalgiaOptions,
+           sopts: StoryOptions, report: ProgressFn, start: float) -> StoryResult:  # fmt: skip
     work_dir = video.parent
     report(0.0, "Narration: speaking the text" if not recording else "Narration: reading the recording")
     narration = narrate(text, recording, sopts, work_dir)
