@@ -9,13 +9,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import tempfile
+import threading
 from collections.abc import Sequence
+from pathlib import Path
 
+import anyio
 import gradio as gr
 
 from demos import registered_tabs
 from demos.common import harden_inputs, limits_markdown
-from pipelines.common.limits import LIMITS
+from pipelines.common.limits import LIMITS, DiskBudgets, public_mode, set_served_address
+
+log = logging.getLogger("nostalgia")
 
 TITLE = "Nostalgia Studio"
 FIXTURE_BANNER = "fixture weights: outputs are not real"
@@ -43,7 +49,11 @@ def fixture_banner_html() -> str:
 
 def build_app() -> gr.Blocks:
     """The whole UI: one tab per registered demo, in a fixed order, then the Models tab."""
-    with gr.Blocks(title=TITLE) as demo:
+    budgets = DiskBudgets.from_env()
+    # Gradio's own clean-up of the files this app created (uploads and served copies); the size
+    # budget is kept by prune_upload_cache after every upload
+    delete_cache = (max(1, int(budgets.prune_every_s)), max(1, int(budgets.upload_ttl_hours * 3600)))
+    with gr.Blocks(title=TITLE, delete_cache=delete_cache) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         banner = gr.HTML(fixture_banner_html(), elem_id="fixture-banner-box")
         gr.Markdown(limits_markdown())
@@ -90,8 +100,63 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def upload_folder() -> Path:
+    """Gradio's upload/cache folder (``GRADIO_TEMP_DIR``)."""
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder())
+
+
+def prune_upload_cache() -> int:
+    """Keep Gradio's upload/cache folder within ``NOSTALGIA_UPLOAD_TTL_HOURS`` and
+    ``NOSTALGIA_UPLOAD_BUDGET_MB`` (oldest first). Returns the number of entries removed."""
+    from pipelines.common import disk
+
+    budgets = DiskBudgets.from_env()
+    return disk.prune(
+        upload_folder(), max_age_s=budgets.upload_ttl_hours * 3600, max_bytes=budgets.upload_budget_mb * 1e6
+    ).removed
+
+
+class UploadBudget:
+    """ASGI middleware: after every upload, prune the upload folder back within its budget, so a
+    flood of uploads (``/gradio_api/upload`` bypasses the queue) cannot fill the disk."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self.app(scope, receive, send)
+        if scope.get("type") == "http" and scope.get("path", "").endswith("/upload"):
+            await anyio.to_thread.run_sync(self._prune)
+
+    def _prune(self) -> None:
+        with self._lock:
+            try:
+                prune_upload_cache()
+            except OSError:
+                log.exception("pruning the upload folder failed")
+
+
+def prepare_disk() -> None:
+    """Before serving: a private upload folder unless one is set, what killed jobs left removed,
+    every folder within its budget."""
+    from pipelines.common import media
+
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "nostalgia-gradio"))
+    removed = media.clean_outputs_at_start() + media.prune_outputs() + prune_upload_cache()
+    if removed:
+        log.info("start-up clean-up: %d leftover entries removed", removed)
+
+
 def launch(args: argparse.Namespace, **kwargs) -> gr.Blocks:
+    from starlette.middleware import Middleware
+
+    set_served_address(args.host, share=args.share)
+    prepare_disk()
     demo = build_app()
+    log.info("public mode: %s", "ON (visitors see only their own jobs; downloads off)" if public_mode() else "off (local use)")
     demo.queue(max_size=args.queue_size, default_concurrency_limit=1)
     demo.launch(
         server_name=args.host,
@@ -99,6 +164,7 @@ def launch(args: argparse.Namespace, **kwargs) -> gr.Blocks:
         share=args.share,
         max_file_size=f"{LIMITS.max_upload_mb:g}mb",
         show_error=True,
+        app_kwargs={"middleware": [Middleware(UploadBudget)]},
         **kwargs,
     )
     return demo

@@ -38,11 +38,37 @@ def gpu_event(api_name: str) -> dict[str, Any]:
     }
 
 
+def redact_paths(message: str) -> str:
+    """``message`` without the server's folders (weights cache, data, outputs, temporary files,
+    the code itself): a public server never tells visitors where its files live."""
+    import tempfile
+
+    from pipelines.common.jobs import data_dir
+    from pipelines.common.media import outputs_root
+    from weights.store import cache_dir
+
+    roots = {
+        str(cache_dir().resolve()): "<weights cache>",
+        str(cache_dir()): "<weights cache>",
+        str(outputs_root()): "<outputs>",
+        str(data_dir()): "<data>",
+        str(Path(tempfile.gettempdir())): "<tmp>",
+        str(Path(__file__).resolve().parents[1]): "<app>",
+    }
+    for root in sorted(roots, key=len, reverse=True):
+        if len(root) > 1:
+            message = message.replace(root, roots[root])
+    return message
+
+
 def user_error(message: str, where: str = "input", duration: float | None = None) -> gr.Error:
     """A ``gr.Error`` for a user's mistake: shown in the page, logged as ONE line (a user's typo
-    is not a server fault, so no traceback in the log)."""
+    is not a server fault, so no traceback in the log). In public mode server paths are removed
+    from what the visitor sees (:func:`redact_paths`)."""
+    from pipelines.common.limits import public_mode
+
     log.info("user error in %s: %s", where, message)
-    return gr.Error(message, duration=duration, print_exception=False)
+    return gr.Error(redact_paths(message) if public_mode() else message, duration=duration, print_exception=False)
 
 
 def job(fn: F) -> F:

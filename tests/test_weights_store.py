@@ -134,7 +134,7 @@ def test_download_fails_over_to_the_next_source(weights_dir: Path, server: _Serv
     assert [p for p, _ in server.requests] == ["/dead", "/good"]
     loaded = store.load_state_dict(ckpt.id)
     assert all(torch.equal(loaded[k], sd[k]) for k in sd)
-    assert (path.parent / "tiny.pth.tar.net.safetensors").exists()  # converted once
+    assert (path.parent / "tiny.pth.tar.net.safetensors").exists()  # converted at download time
 
 
 def test_hash_mismatch_is_refused_and_nothing_lands(weights_dir: Path, server: _Server, ckpt_factory) -> None:
@@ -261,3 +261,25 @@ def test_absent_optional_component_is_remembered_without_unpickling_again(
             store.load_state_dict(ckpt.id, "extra")
     finally:
         registry.unregister(ckpt.id)
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, float]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime) for p in folder.rglob("*")}
+
+
+def test_loading_never_writes_to_the_cache(weights_dir: Path, server: _Server, ckpt_factory) -> None:
+    """The cache may be read-only (a Space's mounted storage, a shared cache): a fixture and a file
+    put in place by hand load in memory; a download is converted when it is downloaded."""
+    data, sd = _tiny_payload()
+    by_hand = ckpt_factory((), data)
+    path = store.checkpoint_path(by_hand)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data)
+    fixture = ckpt_factory((), None, cid="test/tinyfixture")
+    store.write_fixture(fixture)
+    before = _snapshot(weights_dir)
+    loaded = store.load_state_dict(by_hand.id)
+    assert all(torch.equal(loaded[k], sd[k]) for k in sd)
+    assert set(store.load_state_dict(fixture.id)) == set(sd)
+    assert _snapshot(weights_dir) == before  # nothing written, nothing converted beside the pickles
+    assert not list(weights_dir.rglob("*.safetensors"))

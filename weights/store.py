@@ -1,15 +1,19 @@
 """The weights cache: where files live, their status, download, verification and loading.
 
 Layout: ``<cache>/<checkpoint id>/<published file name>`` holds the file as published (or a
-fixture file in the same layout, marked by ``<file>.fixture.json``), and
-``<file>.<component>.safetensors`` the state dicts converted once from the pickle, so later loads
-never unpickle anything. The cache is ``NOSTALGIA_WEIGHTS_DIR`` or ``weights/cache``.
+fixture file in the same layout, marked by ``<file>.fixture.json``), and, for downloaded files,
+``<file>.<component>.safetensors`` the state dicts converted at download time, so later loads
+never unpickle anything. Loading never writes to the cache (it may be read-only): a file without
+conversions (a fixture, a file put in place by hand) is checked and converted in memory. The
+cache is ``NOSTALGIA_WEIGHTS_DIR`` or ``weights/cache``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import urllib.error
@@ -25,6 +29,8 @@ from safetensors.torch import load_file, save_file
 
 from weights import registry
 from weights.registry import Checkpoint, Component
+
+log = logging.getLogger("nostalgia.weights")
 
 ProgressFn = Callable[[int, int | None, str], None]  # (bytes done, total or None, message)
 _CHUNK = 1 << 20
@@ -131,7 +137,8 @@ def verify(ckpt: Checkpoint, progress: ProgressFn | None = None) -> Status:
         return Status("present", f"sha256 {got} (none published to compare)")
     if got != ckpt.sha256:
         return Status("corrupt", f"sha256 {got} != expected {ckpt.sha256}")
-    path.with_name(path.name + ".sha256").write_text(got + "\n")
+    with contextlib.suppress(OSError):  # a read-only cache: verified now, not remembered
+        path.with_name(path.name + ".sha256").write_text(got + "\n")
     return Status("verified")
 
 
@@ -213,6 +220,10 @@ def download(
                 path.with_name(path.name + ".sha256").write_text(ckpt.sha256 + "\n")
             if candidate != partial:
                 partial.unlink(missing_ok=True)
+            try:  # at download time: later loads never unpickle, and never write to the cache
+                convert(ckpt)
+            except WeightsError as exc:  # the bytes are the published ones; loading will say why it cannot
+                log.warning("%s: downloaded but not converted: %s", ckpt.id, exc)
             return path
         except (urllib.error.URLError, OSError, zipfile.BadZipFile, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)
@@ -294,11 +305,93 @@ def _unpickle(path: Path) -> Any:
         ) from exc
 
 
+# Facts learnt in this process about unconverted files, keyed by (path, size, mtime): a file
+# whose hash was checked once is not hashed again; a missing optional component is remembered.
+_CHECKED: set[tuple[str, int, float]] = set()
+_ABSENT: dict[tuple[str, int, float, str], str] = {}
+
+
+def _file_key(path: Path) -> tuple[str, int, float]:
+    st = path.stat()
+    return (str(path), st.st_size, st.st_mtime)
+
+
+def _check_file(ckpt: Checkpoint, path: Path) -> None:
+    """The published sha256 (or the fixture's recorded one) before anything is unpickled; writes nothing."""
+    key = _file_key(path)
+    if key in _CHECKED:
+        return
+    info = fixture_info(ckpt)
+    if info is None and ckpt.sha256:
+        if ckpt.size is not None and path.stat().st_size != ckpt.size:
+            raise WeightsError(f"{ckpt.id}: {path} has the wrong size; refused. Delete it and download again.")
+        got = sha256_of(path)
+        if got != ckpt.sha256:
+            raise WeightsError(
+                f"{ckpt.id}: {path} failed its check (sha256 {got} != expected {ckpt.sha256}); refused. "
+                "Delete it and download again."
+            )
+    elif info is not None and info.get("sha256") != sha256_of(path):
+        raise WeightsError(f"{ckpt.id}: fixture file {path} was modified after it was written; refused.")
+    _CHECKED.add(key)
+
+
+def _state_dicts(ckpt: Checkpoint, path: Path, only: str | None = None) -> dict[str, dict[str, torch.Tensor] | str]:
+    """Every component's state dict (model key names) from the checked, unpickled file; a missing
+    optional component maps to the reason it is missing."""
+    _check_file(ckpt, path)
+    obj = _unpickle(path)
+    found: dict[str, dict[str, torch.Tensor] | str] = {}
+    for c in ckpt.components:
+        if only is not None and c.name != only:
+            continue
+        sd = None
+        for candidate in (c.path, *c.alt_paths):
+            try:
+                node = _dig(obj, candidate)
+            except KeyError:
+                continue
+            if isinstance(node, dict) and node and all(isinstance(v, torch.Tensor) for v in node.values()):
+                sd = node
+                break
+        where = f"{'/'.join(c.path) or '(top level)'} in {path.name}"
+        if sd is None:
+            if c.name in ckpt.optional_components:
+                found[c.name] = f"nothing at {where}"
+                continue
+            raise WeightsError(f"{ckpt.id}: no state dict for {c.name!r} at {where}")
+        c_to_model, _ = _key_mappers(c)
+        found[c.name] = {c_to_model(k): v.detach().contiguous().clone() for k, v in sd.items()}
+    return found
+
+
+def convert(ckpt: Checkpoint) -> list[Path]:
+    """Write each component of a downloaded (non-fixture) file as safetensors beside it, once, at
+    download time, so later loads never unpickle. Fixtures are never converted (their loads are
+    in memory: the cache does not grow by a second copy of every file). Returns the files written."""
+    path = checkpoint_path(ckpt)
+    if fixture_info(ckpt) is not None:
+        return []
+    written = []
+    for name, sd in _state_dicts(ckpt, path).items():
+        target = _converted_path(path, name)
+        if isinstance(sd, str):
+            target.with_suffix(".absent").write_text(sd + "\n")
+            continue
+        tmp = target.with_suffix(".tmp")
+        save_file(sd, str(tmp))
+        os.replace(tmp, target)
+        written.append(target)
+    return written
+
+
 def load_state_dict(checkpoint_id: str, component: str | None = None) -> dict[str, torch.Tensor]:
     """The state dict of one network, keys as the model expects, from the cache.
 
-    safetensors first; otherwise the published pickle is hashed (when a sha256 is published),
-    unpickled with ``weights_only=True``, and every component converted once to safetensors.
+    The safetensors conversion made at download time when there is one; otherwise (a fixture, a
+    file put in place by hand, a read-only cache) the file is hashed against its published or
+    recorded sha256, unpickled with ``weights_only=True`` and converted **in memory**: loading
+    never writes into the weights cache, which may be read-only.
     """
     ckpt = registry.get(checkpoint_id)
     comp = ckpt.component(component)
@@ -310,42 +403,15 @@ def load_state_dict(checkpoint_id: str, component: str | None = None) -> dict[st
     if converted.exists() and converted.stat().st_mtime >= path.stat().st_mtime:
         return load_file(str(converted))
     if absent.exists() and absent.stat().st_mtime >= path.stat().st_mtime:
-        # Known from an earlier conversion: answer without unpickling the whole file again.
         raise WeightsError(f"{ckpt.id}: the file has no {comp.name!r} state dict ({absent.read_text().strip()})")
-    info = fixture_info(ckpt)
-    if info is None and ckpt.sha256:
-        st = verify(ckpt)
-        if st.state != "verified":
-            raise WeightsError(
-                f"{ckpt.id}: {path} failed its check ({st.detail}); refused. Delete it and download again."
-            )
-    elif info is not None and info.get("sha256") != sha256_of(path):
-        raise WeightsError(f"{ckpt.id}: fixture file {path} was modified after it was written; refused.")
-    obj = _unpickle(path)
-    for c in ckpt.components:
-        sd = None
-        for candidate in (c.path, *c.alt_paths):
-            try:
-                found = _dig(obj, candidate)
-            except KeyError:
-                continue
-            if isinstance(found, dict) and found and all(isinstance(v, torch.Tensor) for v in found.values()):
-                sd = found
-                break
-        where = f"{'/'.join(c.path) or '(top level)'} in {path}"
-        if sd is None:
-            if c.name in ckpt.optional_components:
-                _converted_path(path, c.name).with_suffix(".absent").write_text(f"nothing at {where}\n")
-                continue
-            raise WeightsError(f"{ckpt.id}: no state dict for {c.name!r} at {where}")
-        c_to_model, _ = _key_mappers(c)
-        clean = {c_to_model(k): v.detach().contiguous().clone() for k, v in sd.items()}
-        tmp = _converted_path(path, c.name).with_suffix(".tmp")
-        save_file(clean, str(tmp))
-        os.replace(tmp, _converted_path(path, c.name))
-    if not converted.exists():
-        raise WeightsError(f"{ckpt.id}: the file has no {comp.name!r} state dict ({absent.read_text().strip()})")
-    return load_file(str(converted))
+    memo = (*_file_key(path), comp.name)
+    if memo in _ABSENT:
+        raise WeightsError(f"{ckpt.id}: the file has no {comp.name!r} state dict ({_ABSENT[memo]})")
+    sd = _state_dicts(ckpt, path, only=comp.name).get(comp.name)
+    if not isinstance(sd, dict):
+        _ABSENT[memo] = str(sd)
+        raise WeightsError(f"{ckpt.id}: the file has no {comp.name!r} state dict ({sd})")
+    return sd
 
 
 def load_into(module: torch.nn.Module, checkpoint_id: str, component: str | None = None) -> torch.nn.Module:
