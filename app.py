@@ -109,13 +109,22 @@ def upload_folder() -> Path:
 
 def prune_upload_cache() -> int:
     """Keep Gradio's upload/cache folder within ``NOSTALGIA_UPLOAD_TTL_HOURS`` and
-    ``NOSTALGIA_UPLOAD_BUDGET_MB`` (oldest first). Returns the number of entries removed."""
+    ``NOSTALGIA_UPLOAD_BUDGET_MB`` (oldest first), the app's own example files apart. Returns
+    the number of entries removed."""
     from pipelines.common import disk
 
     budgets = DiskBudgets.from_env()
     return disk.prune(
-        upload_folder(), max_age_s=budgets.upload_ttl_hours * 3600, max_bytes=budgets.upload_budget_mb * 1e6
+        upload_folder(),
+        max_age_s=budgets.upload_ttl_hours * 3600,
+        max_bytes=budgets.upload_budget_mb * 1e6,
+        candidates=lambda p: p.name not in _APP_FILES,
     ).removed
+
+
+# Folders of the upload folder that the app itself put there while building the page (its
+# examples): never pruned, and not counted against the visitors' budget.
+_APP_FILES: set[str] = set()
 
 
 class UploadBudget:
@@ -156,6 +165,8 @@ def launch(args: argparse.Namespace, **kwargs) -> gr.Blocks:
     set_served_address(args.host, share=args.share)
     prepare_disk()
     demo = build_app()
+    if upload_folder().is_dir():
+        _APP_FILES.update(p.name for p in upload_folder().iterdir())
     log.info("public mode: %s", "ON (visitors see only their own jobs; downloads off)" if public_mode() else "off (local use)")
     demo.queue(max_size=args.queue_size, default_concurrency_limit=1)
     demo.launch(

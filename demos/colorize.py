@@ -24,7 +24,15 @@ from pipelines.colorization.config import (
 from pipelines.colorization.pipeline import Colorizer
 from pipelines.common.device import gpu
 from pipelines.common.errors import InputError
-from pipelines.common.media import load_image, mux_audio, new_output_path, outputs_root, save_png, write_video
+from pipelines.common.media import (
+    load_image,
+    mux_audio,
+    new_output_path,
+    outputs_root,
+    probe_video,
+    save_png,
+    write_video,
+)
 
 TITLE = "Colorize"
 CHECKPOINTS: list[str] = [c.checkpoint_id for c in VARIANTS.values()]
@@ -168,6 +176,7 @@ def run_video(
 ) -> tuple[str, str]:
     """``/colorize_video``: the colorized MP4 (source fps and audio) and a note."""
     require(video, "a video")
+    probe_video(video)  # every limit checked before the model loads or a frame is decoded
     report = progress_reporter(progress)
     colorizer = Colorizer.from_pretrained(model)
     rf = _render_factor(render_factor, DEFAULT_RENDER_FACTOR_VIDEO)

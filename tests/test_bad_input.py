@@ -263,6 +263,12 @@ def _too_large(path: Path) -> Path:
     return path
 
 
+def _at_fps(path: Path, fps: int, seconds: float) -> Path:
+    _ffmpeg("-f", "lavfi", "-i", f"testsrc=size=16x16:rate={fps}", "-t", f"{seconds:g}", "-c:v", "libx264",
+            "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path))  # fmt: skip
+    return path
+
+
 BAD_VIDEOS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "zero-byte": (lambda d: _write(d / "empty.mp4", b""), r"empty or missing"),
     "text renamed .mp4": (
@@ -272,6 +278,11 @@ BAD_VIDEOS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "no video frames (audio only)": (lambda d: _audio_only(d / "voice.mp4"), r"no video stream \(only audio\)"),
     "longer than the limit": (lambda d: _too_long(d / "long.mp4"), r"the limit is \d+ s"),
     "frames above the pixel limit": (lambda d: _too_large(d / "huge.mp4"), r"MP per frame"),
+    "1000 fps": (lambda d: _at_fps(d / "k.mp4", 1000, 1), r"1000 frames per second is above the limit"),
+    "more frames than the limit": (
+        lambda d: _at_fps(d / "many.mp4", 100, LIMITS.max_video_frames / 100 + 1),
+        r"frames \(frame rate x duration\) exceed the limit",
+    ),
 }
 
 

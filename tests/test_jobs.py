@@ -177,3 +177,34 @@ def test_remove_partials(tmp_path: Path) -> None:
     assert partial.name.startswith(disk.PARTIAL_PREFIX)
     assert disk.remove_partials(tmp_path / "out") == 1
     assert sorted(p.name for p in folder.iterdir()) == ["keep.mp4"]
+
+
+def test_result_folders_stay_within_their_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flood of results: every new result prunes the oldest folders back within the budget."""
+    from pipelines.common import media
+
+    monkeypatch.setenv("NOSTALGIA_OUTPUT_DIR", str(tmp_path))
+    monkeypatch.setenv("NOSTALGIA_OUTPUT_BUDGET_MB", "1")
+    monkeypatch.setenv("NOSTALGIA_PRUNE_EVERY_S", "0")
+    examples = tmp_path / "examples-restore"
+    examples.mkdir()
+    (examples / "kept.png").write_bytes(b"\0" * 2_000_000)  # named folders are not results: kept
+    peak = 0
+    for i in range(30):  # 30 x 200 kB = 6 times the budget
+        media.new_output_path(".bin").write_bytes(bytes([i]) * 200_000)
+        results = sum(disk.tree_bytes(p) for p in tmp_path.iterdir() if p != examples)
+        peak = max(peak, results)
+    assert peak <= 1_000_000 + 200_000  # the budget, plus the result just written
+    assert (examples / "kept.png").exists()
+
+
+def test_clean_outputs_at_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.common import media
+
+    monkeypatch.setenv("NOSTALGIA_OUTPUT_DIR", str(tmp_path))
+    killed = media.new_output_path(".mp4")
+    disk.partial_name(killed).write_bytes(b"half a video")
+    done = media.new_output_path(".png")
+    done.write_bytes(b"png")
+    assert media.clean_outputs_at_start() == 2  # the partial file, then its empty folder
+    assert not killed.parent.exists() and done.exists()

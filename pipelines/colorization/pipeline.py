@@ -41,7 +41,15 @@ from pipelines.colorization.networks import DeOldifyGenerator
 from pipelines.common.device import autocast, cached_network, oom_guard, pick_device
 from pipelines.common.errors import InputError
 from pipelines.common.limits import LIMITS
-from pipelines.common.media import ImageLike, iter_frames, load_image, new_output_path, probe_video, write_video
+from pipelines.common.media import (
+    ImageLike,
+    discard_on_failure,
+    iter_frames,
+    load_image,
+    new_output_path,
+    probe_video,
+    write_video,
+)
 
 ProgressFn = Callable[[float, str], None]
 
@@ -404,7 +412,8 @@ class Colorizer:
         frames = self.colorize_frames(
             iter_frames(path), render_factor, post_process, smoothing=smoothing, batch_size=batch_size, on_frame=on_frame
         )
-        return write_video(frames, out, info.fps, audio_from=path)
+        with discard_on_failure(out):
+            return write_video(frames, out, info.fps, audio_from=path)
 
 
 # --------------------------------------------------------------------------- convenience functions
