@@ -22,6 +22,8 @@ from PIL import Image
 from pipelines.common.disk import PARTIAL_PREFIX, tree_bytes
 from pipelines.common.media import ffmpeg_exe
 
+pytestmark = pytest.mark.slow  # starts the app as a process, twice
+
 ROOT = Path(__file__).resolve().parents[1]
 UPLOAD_BUDGET_MB = 2.0
 
