@@ -36,7 +36,13 @@ class Source:
     def resolved_url(self) -> str:
         if self.url:
             return self.url
-        return f"https://huggingface.co/{self.hf_repo}/resolve/{self.revision}/{self.hf_file}"
+        if not self.hf_file:  # a whole repository folder (see Checkpoint.files): its page at the revision
+            return f"https://huggingface.co/{self.hf_repo}/tree/{self.revision}"
+        return self.file_url(self.hf_file)
+
+    def file_url(self, path: str) -> str:
+        """Direct URL of one file of the Hugging Face repository at the pinned revision."""
+        return f"https://huggingface.co/{self.hf_repo}/resolve/{self.revision}/{path}"
 
     @property
     def is_archive(self) -> bool:
@@ -63,6 +69,23 @@ class Component:
 
 
 @dataclass(frozen=True)
+class RepoFile:
+    """One file of a model published as a folder of files (a diffusers repository: configs,
+    tokenizer, one safetensors file per network). ``path`` is its path in the repository,
+    ``local`` its path in the cache folder when it differs (an fp16 variant stored under the
+    plain name, as diffusers expects); ``size``/``sha256`` are checked when known."""
+
+    path: str
+    size: int | None = None
+    sha256: str | None = None
+    local: str = ""
+
+    @property
+    def local_path(self) -> str:
+        return self.local or self.path
+
+
+@dataclass(frozen=True)
 class Checkpoint:
     id: str  # "<family>/<name>", e.g. "deoldify/artistic"
     family: str
@@ -76,6 +99,17 @@ class Checkpoint:
     homepage: str = ""
     notes: str = ""
     optional_components: tuple[str, ...] = field(default=())  # may be absent from the file
+    # A model published as a folder (``files`` fetched from the first Hugging Face source at its
+    # pinned revision into ``<cache>/<id>/``; ``filename`` is the file that marks the folder, and
+    # ``components`` is empty: the library builds the networks from the configs in the folder).
+    files: tuple[RepoFile, ...] = ()
+    # "module:function(folder, salt)" writing a small random model in the same layout, for
+    # ``python -m weights fixture`` when the networks come from configs rather than ``components``.
+    fixture_writer: str = ""
+
+    @property
+    def is_folder(self) -> bool:
+        return bool(self.files)
 
     @property
     def licence_short(self) -> str:
@@ -108,6 +142,7 @@ CATALOG_MODULES = (
     "weights.catalog.deoldify",
     "weights.catalog.tpsmm",
     "weights.catalog.edn",
+    "weights.catalog.time_machine",
 )
 
 

@@ -49,8 +49,12 @@ def cache_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent / "cache"
 
 
+def checkpoint_dir(ckpt: Checkpoint) -> Path:
+    return cache_dir() / ckpt.id
+
+
 def checkpoint_path(ckpt: Checkpoint) -> Path:
-    return cache_dir() / ckpt.id / ckpt.filename
+    return checkpoint_dir(ckpt) / ckpt.filename
 
 
 def _fixture_marker(path: Path) -> Path:
@@ -75,6 +79,14 @@ def sha256_of(path: Path, progress: ProgressFn | None = None) -> str:
 
 
 def manual_instructions(ckpt: Checkpoint) -> str:
+    if ckpt.is_folder:
+        source = ckpt.sources[0]
+        listing = "\n".join(f"  - {source.file_url(f.path)} -> {checkpoint_dir(ckpt) / f.local_path}" for f in ckpt.files)
+        return (
+            f"Model {ckpt.id} ({source.hf_repo} at revision {source.revision}) is not in the weights cache.\n"
+            f"Download it with `python -m weights download {ckpt.id}`, or fetch these files by hand:\n{listing}\n"
+            f"To try the app without real weights: `python -m weights fixture {ckpt.id}` (outputs are not real)."
+        )
     urls = "\n".join(
         f"  - {s.resolved_url}" + (f" (file {s.member} inside the archive)" if s.member else "") for s in ckpt.sources
     )
@@ -111,6 +123,8 @@ def status(ckpt: Checkpoint, *, hash_file: bool = False) -> Status:
     info = fixture_info(ckpt)
     if info is not None:
         return Status("fixture", f"salt {info.get('salt')!r}")
+    if ckpt.is_folder:
+        return _folder_status(ckpt, hash_file=hash_file)
     if ckpt.size is not None and path.stat().st_size != ckpt.size:
         return Status("corrupt", f"size {path.stat().st_size} != expected {ckpt.size}")
     if hash_file and ckpt.sha256:
@@ -124,12 +138,40 @@ def status(ckpt: Checkpoint, *, hash_file: bool = False) -> Status:
     return Status("present", "sha256 not checked yet" if ckpt.sha256 else "no published sha256 to check against")
 
 
+def _folder_status(ckpt: Checkpoint, *, hash_file: bool, progress: ProgressFn | None = None) -> Status:
+    """A folder model: every file present with its published size (and sha256 when asked)."""
+    folder = checkpoint_dir(ckpt)
+    missing = [f.local_path for f in ckpt.files if not (folder / f.local_path).exists()]
+    if missing:
+        return Status("missing", f"{len(missing)} of {len(ckpt.files)} files missing ({', '.join(missing[:3])})")
+    for f in ckpt.files:
+        local = folder / f.local_path
+        if f.size is not None and local.stat().st_size != f.size:
+            return Status("corrupt", f"{f.local_path}: size {local.stat().st_size} != expected {f.size}")
+    checked = [f for f in ckpt.files if f.sha256]
+    if hash_file:
+        for f in checked:
+            local = folder / f.local_path
+            got = sha256_of(local, progress)
+            if got != f.sha256:
+                return Status("corrupt", f"{f.local_path}: sha256 {got} != expected {f.sha256}")
+            local.with_name(local.name + ".sha256").write_text(got + "\n")
+    if not checked:
+        return Status("present", "no published sha256 to check against (sizes checked)")
+    marks = [(folder / f.local_path).with_name(Path(f.local_path).name + ".sha256") for f in checked]
+    if all(m.exists() and m.read_text().strip() == f.sha256 for m, f in zip(marks, checked, strict=True)):
+        return Status("verified")
+    return Status("present", "sha256 not checked yet")
+
+
 def verify(ckpt: Checkpoint, progress: ProgressFn | None = None) -> Status:
     """Hash the file; a mismatch is reported (and the file refused when loading)."""
     path = checkpoint_path(ckpt)
     st = status(ckpt)
     if st.state in ("missing", "fixture"):
         return st
+    if ckpt.is_folder:
+        return _folder_status(ckpt, hash_file=True, progress=progress)
     if ckpt.size is not None and path.stat().st_size != ckpt.size:
         return Status("corrupt", f"size {path.stat().st_size} != expected {ckpt.size}")
     got = sha256_of(path, progress)
@@ -183,6 +225,8 @@ def download(
     """Fetch a checkpoint into the cache: try each source in turn, resume partial downloads,
     check size and sha256, and move the file into place atomically. Raises
     :class:`WeightsMissingError` naming the file, every URL tried and where to put it by hand."""
+    if ckpt.is_folder:
+        return _download_folder(ckpt, progress, timeout=timeout, force=force)
     path = checkpoint_path(ckpt)
     if path.exists() and not force and fixture_info(ckpt) is None and status(ckpt).state != "corrupt":
         return path
@@ -236,6 +280,58 @@ def download(
     )
 
 
+def _download_folder(ckpt: Checkpoint, progress: ProgressFn | None, *, timeout: float, force: bool) -> Path:
+    """Fetch every file of a folder model (each checked, resumed and moved into place like a
+    single checkpoint); the marker file (``filename``) is written last, so a half-fetched folder
+    never looks present. A fixture folder is replaced whole."""
+    folder = checkpoint_dir(ckpt)
+    if fixture_info(ckpt) is not None:
+        shutil.rmtree(folder)
+    source = ckpt.sources[0]
+    errors: list[str] = []
+    ordered = sorted(ckpt.files, key=lambda f: f.local_path == ckpt.filename)
+    for f in ordered:
+        dest = folder / f.local_path
+        if dest.exists() and not force and (f.size is None or dest.stat().st_size == f.size):
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = dest.with_name(f".{dest.name}.part")
+        url = source.file_url(f.path)
+        try:
+            _fetch_url(url, partial, progress, timeout)
+            if f.size is not None and partial.stat().st_size != f.size:
+                raise OSError(f"size {partial.stat().st_size} != expected {f.size}")
+            if f.sha256:
+                got = sha256_of(partial, progress)
+                if got != f.sha256:
+                    partial.unlink(missing_ok=True)
+                    raise OSError(f"sha256 {got} != expected {f.sha256}")
+                dest.with_name(dest.name + ".sha256").write_text(got + "\n")
+            os.replace(partial, dest)
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            errors.append(f"  - {url}: {getattr(exc, 'reason', exc)}")
+            break  # offline or refused: the next files would fail the same way
+    if errors:
+        raise WeightsMissingError(
+            f"Could not download {ckpt.id} ({source.hf_repo} at {source.revision}). Tried:\n" + "\n".join(errors)
+            + f"\nIf this machine is offline, fetch the files elsewhere:\n{manual_instructions(ckpt)}"
+        )
+    return checkpoint_path(ckpt)
+
+
+def model_dir(checkpoint_id: str) -> Path:
+    """The cache folder of a folder model, ready for a library's ``from_pretrained`` (the real
+    files, or a fixture written by ``python -m weights fixture``); raises
+    :class:`WeightsMissingError` with the download instructions when it is incomplete."""
+    ckpt = registry.get(checkpoint_id)
+    st = status(ckpt)
+    if st.state == "missing":
+        raise WeightsMissingError(manual_instructions(ckpt))
+    if st.state == "corrupt":
+        raise WeightsError(f"{ckpt.id}: {st.detail}; refused. Download it again with `python -m weights download {ckpt.id} --force`.")
+    return checkpoint_dir(ckpt)
+
+
 # --------------------------------------------------------------------------- fixture files
 
 
@@ -248,6 +344,12 @@ def write_fixture(ckpt: Checkpoint, salt: str = "fixture", gain: float = 1.0) ->
     from weights.fixture import fixture_like
 
     path = checkpoint_path(ckpt)
+    if ckpt.fixture_writer:
+        if checkpoint_dir(ckpt).exists():
+            shutil.rmtree(checkpoint_dir(ckpt))
+        registry.resolve(ckpt.fixture_writer)(checkpoint_dir(ckpt), salt)
+        _fixture_marker(path).write_text(json.dumps({"salt": salt, "gain": gain, "formula": "random-init", "sha256": sha256_of(path)}))
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     obj: dict[str, Any] = {}
     for comp in ckpt.components:

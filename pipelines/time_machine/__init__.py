@@ -1,0 +1,1 @@
+"""Time Machine: portraits of one person in past eras (DreamBooth-style LoRA on Stable Diffusion)."""
