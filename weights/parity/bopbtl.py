@@ -172,7 +172,7 @@ def _run_network(
 
 # --------------------------------------------------------------------------- networks
 
-@handler("bopbtl.scratch_detector_unet")
+@handler("bopbtl.scratch_detector_unet", kinds=("network",))
 def detector_unet(case: Case) -> Outcome:
     model = _detector_from(case.config)
 
@@ -183,19 +183,19 @@ def detector_unet(case: Case) -> Outcome:
     return _run_network(case, model, forward)
 
 
-@handler("bopbtl.vae_a")
+@handler("bopbtl.vae_a", kinds=("network",))
 def vae_a(case: Case) -> Outcome:
     model = _vae_from(case.config)
     return _run_network(case, model, lambda image: {"feature": model(image, flow="enc")})
 
 
-@handler("bopbtl.vae_b")
+@handler("bopbtl.vae_b", kinds=("network",))
 def vae_b(case: Case) -> Outcome:
     model = _vae_from(case.config)
     return _run_network(case, model, lambda feature: {"image": model(feature, flow="dec")})
 
 
-@handler("bopbtl.mapping_quality")
+@handler("bopbtl.mapping_quality", kinds=("network",))
 def mapping_quality(case: Case) -> Outcome:
     from pipelines.restoration.networks.mapping import MappingModel
 
@@ -203,7 +203,7 @@ def mapping_quality(case: Case) -> Outcome:
     return _run_network(case, model, lambda feature: {"feature": model(feature)})
 
 
-@handler("bopbtl.mapping_scratch")
+@handler("bopbtl.mapping_scratch", kinds=("network",))
 def mapping_scratch(case: Case) -> Outcome:
     """Dense-sized blocks and small query blocks must both reproduce the original's dense attention."""
     from pipelines.restoration.networks.mapping import MappingModelWithMask
@@ -222,7 +222,7 @@ def mapping_scratch(case: Case) -> Outcome:
     return outcome
 
 
-@handler("bopbtl.mapping_patch_attention_hr")
+@handler("bopbtl.mapping_patch_attention_hr", kinds=("network",))
 def mapping_patch_attention(case: Case) -> Outcome:
     from pipelines.restoration.networks.mapping import MappingModelPatchAttention
 
@@ -234,7 +234,7 @@ def mapping_patch_attention(case: Case) -> Outcome:
     return outcome
 
 
-@handler("bopbtl.face_enhancement_generator_256", "bopbtl.face_enhancement_generator_512")
+@handler("bopbtl.face_enhancement_generator_256", "bopbtl.face_enhancement_generator_512", kinds=("network",))
 def face_generator(case: Case) -> Outcome:
     model = _face_from(case.config)
     return _run_network(case, model, lambda seg, face: {"image": model(seg, face)})
@@ -255,7 +255,7 @@ def _png_tolerance(case: Case) -> tuple[float, float | None]:
     return float(case.meta.get("max_abs_diff", 1)), case.meta.get("mean_abs_diff")
 
 
-@handler("bopbtl.scratch_detection")
+@handler("bopbtl.scratch_detection", kinds=("pipeline",))
 def scratch_detection(case: Case) -> Outcome:
     """Stage 1a end to end (detection.py ``--input_size full_size``) with fixture UNet weights."""
     rc = _configs()
@@ -284,15 +284,16 @@ def scratch_detection(case: Case) -> Outcome:
         if key.startswith("output."):
             got = produced.get(key, torch.empty(0))
             outcome.add(compare_tensors(key, got, expected, case.atol, case.rtol))
-    expected = case.meta["expected"]
     max_diff, mean_diff = _png_tolerance(case)
-    if "transformed_input" in expected:
-        want = load_image(case.file(expected["transformed_input"].split()[0]))
-        outcome.add(compare_images("transformed_input", result.image, want, max_diff, mean_diff))
-    want_mask = load_image(case.file(expected["mask"].split()[0]))
-    got_mask = np.repeat(result.mask[..., None], 3, axis=2) if want_mask.ndim == 3 else result.mask
-    fraction = float(case.meta.get("mask_max_differing_pixel_fraction", 0.0))
-    outcome.add(compare_images("mask", got_mask, want_mask, 255, None, fraction))
+    transformed = case.named("expected", "transformed_input")
+    if transformed is not None and transformed.exists():
+        outcome.add(compare_images("transformed_input", result.image, load_image(transformed), max_diff, mean_diff))
+    mask = case.named("expected", "mask")
+    if mask is not None and mask.exists():
+        want_mask = load_image(mask)
+        got_mask = np.repeat(result.mask[..., None], 3, axis=2) if want_mask.ndim == 3 else result.mask
+        fraction = float(case.meta.get("mask_max_differing_pixel_fraction", 0.0))
+        outcome.add(compare_images("mask", got_mask, want_mask, 255, None, fraction))
     return outcome
 
 
@@ -304,7 +305,7 @@ def _salt_for(salts: dict[str, str], role: str) -> str:
     raise KeyError(f"no salt for {role!r} in {sorted(salts)}")
 
 
-@handler("bopbtl.stage1_quality_restore")
+@handler("bopbtl.stage1_quality_restore", kinds=("pipeline",))
 def stage1_quality(case: Case) -> Outcome:
     """Stage 1b quality mode end to end (test.py ``--test_mode Full --Quality_restore``) with fixture weights."""
     rc = _configs()
@@ -332,11 +333,9 @@ def stage1_quality(case: Case) -> Outcome:
         if key.startswith("output."):
             got = generated if key == "output.generated" else torch.empty(0)
             outcome.add(compare_tensors(key, got, expected, case.atol, case.rtol))
-    expected = case.meta["expected"]
     max_diff, mean_diff = _png_tolerance(case)
-    if "resized_input" in expected:
-        want = load_image(case.file(expected["resized_input"].split()[0]))
-        outcome.add(compare_images("resized_input", resized, want, max_diff, mean_diff))
-    want = load_image(case.file(expected["restored"].split()[0]))
-    outcome.add(compare_images("restored", restored, want, max_diff, mean_diff))
+    for role, got in (("resized_input", resized), ("restored", restored)):
+        path = case.named("expected", role)
+        if path is not None and path.exists():
+            outcome.add(compare_images(role, got, load_image(path), max_diff, mean_diff))
     return outcome

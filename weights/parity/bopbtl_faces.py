@@ -8,7 +8,6 @@ from each case.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,17 +56,27 @@ def _png_tolerances(case: Case) -> tuple[float, float | None]:
     return float(case.meta.get("max_abs_diff", 0)), case.meta.get("mean_abs_diff")
 
 
-@handler("bopbtl.stage2_face_detect_align")
+@handler("bopbtl.stage2_face_detect_align", kinds=("pipeline",))
 def stage2_face_align(case: Case) -> Outcome:
-    image, _ = _photo(case)
+    """Compares what the case carries: the transforms file and/or the aligned face crops; the
+    expected number of faces follows from them."""
+    image, stem = _photo(case)
     faces = _align(case, image)
-    expected = json.loads(case.file(case.meta["expected"]["transforms"]).read_text())
+    transforms = case.named("expected", "transforms")
+    expected = json.loads(transforms.read_text()) if transforms is not None and transforms.exists() else {"faces": []}
+    crops = case.numbered("expected", "faces", stem=stem)
     out = Outcome()
-    out.add(_exact("n_faces", len(faces), len(expected["faces"])))
+    n_expected = max(len(expected["faces"]), max(crops, default=0))
+    out.add(_exact("n_faces", len(faces), n_expected))
     atol = float(case.meta.get("transform_atol", 1e-6))
     max_abs, mean_abs = _png_tolerances(case)
-    for face, exp in zip(faces, expected["faces"], strict=False):
+    by_index = {f.index: f for f in faces}
+    for exp in expected["faces"]:
         k = exp["index"]
+        face = by_index.get(k)
+        if face is None:
+            out.add(Comparison(f"face{k}", False, float("inf"), "found", "face not detected"))
+            continue
         out.add(_exact(f"face{k}.rect", face.rect, exp["rect_ltrb"]))
         out.add(_exact(f"face{k}.landmarks68", face.landmarks, exp["landmarks68_xy"]))
         out.add(_exact(f"face{k}.five_points", face.five_points, exp["five_points_xy"]))
@@ -77,8 +86,14 @@ def stage2_face_align(case: Case) -> Outcome:
         out.add(
             compare_tensors(f"face{k}.T_inv", face.inverse, np.array(exp["similarity_image_to_aligned_3x3"]), atol, 0.0)
         )
-        crop_expected = load_image(case.file(exp["crop_file"]))
-        out.add(compare_images(f"face{k}.crop", face.crop, crop_expected, max_abs, mean_abs))
+        if "crop_file" in exp and k not in crops:
+            crops[k] = case.file(exp["crop_file"])
+    for k, path in crops.items():
+        face = by_index.get(k)
+        if face is None:
+            out.add(Comparison(f"face{k}.crop", False, float("inf"), "found", "face not detected"))
+            continue
+        out.add(compare_images(f"face{k}.crop", face.crop, load_image(path), max_abs, mean_abs))
     if "template_points_xy_256" in expected and _face_size(case.config) == 256:
         from pipelines.restoration.faces import template_points
 
@@ -87,14 +102,10 @@ def stage2_face_align(case: Case) -> Outcome:
     return out
 
 
-def _numbered(case: Case, pattern: str, stem: str, k: int) -> Path:
-    """``input_enhanced_faces/<stem>_<k>.png`` style paths named in the case."""
-    rel = pattern.split(" ")[0].replace("<stem>", stem).replace("<k>", str(k))
-    return case.file(rel)
-
-
-@handler("bopbtl.stage4_warp_back_blend")
+@handler("bopbtl.stage4_warp_back_blend", kinds=("pipeline",))
 def stage4_warp_back_blend(case: Case) -> Outcome:
+    """The faces to paste are the case's enhanced-face files; every expected output present (masks
+    in io, matched faces, the blended photo) is compared."""
     from skimage.util import img_as_ubyte
 
     from pipelines.restoration.faces import blend_faces
@@ -102,8 +113,12 @@ def stage4_warp_back_blend(case: Case) -> Outcome:
     image, stem = _photo(case)
     faces = _align(case, image)
     size = _face_size(case.config)
-    pattern = case.meta["input"]["enhanced_faces"]
-    enhanced = [load_image(_numbered(case, pattern, stem, f.index))[..., :3] for f in faces]
+    enhanced_files = case.numbered("input", "enhanced_faces", stem=stem)
+    out = Outcome()
+    out.add(_exact("n_faces", len(faces), len(enhanced_files)))
+    if [f.index for f in faces] != list(enhanced_files):
+        return out
+    enhanced = [load_image(enhanced_files[f.index])[..., :3] for f in faces]
     result = blend_faces(image, faces, enhanced, size)
 
     height, width = image.shape[:2]
@@ -111,11 +126,9 @@ def stage4_warp_back_blend(case: Case) -> Outcome:
     y0, y1, x0, x1 = result.region
     full[y0:y1, x0:x1] = result.blended
 
-    out = Outcome()
     max_abs, mean_abs = _png_tolerances(case)
     io = case.io
-    n_expected = sum(1 for key in io if key.endswith(".mask_blur"))
-    out.add(_exact("n_faces", len(faces), n_expected))
+    matched = case.numbered("expected", "matched_faces", stem=stem)
     for trace in result.traces:
         key = f"output.face{trace.index}.mask_blur"
         if key in io:
@@ -123,9 +136,8 @@ def stage4_warp_back_blend(case: Case) -> Outcome:
             a0, a1, b0, b1 = trace.window
             mask[a0:a1, b0:b1] = trace.mask_blur
             out.add(compare_tensors(key, mask, io[key], case.atol, case.rtol))
-        matched_pattern = case.meta.get("expected", {}).get("matched_faces")
-        if matched_pattern:
-            exp_matched = load_image(_numbered(case, matched_pattern, stem, trace.index))[..., :3]
+        if trace.index in matched:
+            exp_matched = load_image(matched[trace.index])[..., :3]
             out.add(compare_images(f"face{trace.index}.matched", trace.matched, exp_matched, max_abs, mean_abs))
     if "output.blended_0_255" in io:
         out.add(
@@ -133,10 +145,8 @@ def stage4_warp_back_blend(case: Case) -> Outcome:
                 "output.blended_0_255", full.transpose(2, 0, 1), io["output.blended_0_255"], case.atol, case.rtol
             )
         )
-    final = img_as_ubyte(full / 255.0)
-    out.add(
-        compare_images(
-            "blended.png", final, load_image(case.file(case.meta["expected"]["blended"]))[..., :3], max_abs, mean_abs
-        )
-    )
+    blended = case.named("expected", "blended")
+    if blended is not None and blended.exists():
+        final = img_as_ubyte(full / 255.0)
+        out.add(compare_images("blended.png", final, load_image(blended)[..., :3], max_abs, mean_abs))
     return out

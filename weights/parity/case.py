@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -65,12 +66,23 @@ class Outcome:
         return text + (f" {self.note}" if self.note else "")
 
 
+KEYS_TOLERANCE = "exact keys and shapes"  # the tolerance text of every keys comparison
+
+# Files of a case folder that describe it rather than carry data to compare.
+DESCRIPTION_FILES = frozenset({"case.json", "keys.json", "io.safetensors"})
+
+
 class Case:
-    """Read-only view of one case folder."""
+    """Read-only view of one case folder.
+
+    Every file a handler reads goes through :meth:`file`, which records it: the runner fails a
+    case whose folder holds a data file that no handler read (an expected output it did not
+    compare, or a file named differently from what the handler assumed)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path).resolve()
         self.meta: dict[str, Any] = json.loads((self.path / "case.json").read_text())
+        self.files_read: set[Path] = set()
 
     def __repr__(self) -> str:
         return f"Case({self.id})"
@@ -118,7 +130,61 @@ class Case:
 
     def file(self, relative: str) -> Path:
         """A path named inside the case, relative to the case folder (``../data/x`` allowed)."""
-        return (self.path / relative).resolve()
+        path = (self.path / relative).resolve()
+        self.files_read.add(path)
+        return path
+
+    def files(self, pattern: str) -> list[Path]:
+        """The case's files matching a glob ``pattern`` (relative to the case folder), sorted, each
+        recorded as read: for a case that names a family of files by a pattern."""
+        return [self.file(str(p.relative_to(self.path))) for p in sorted(self.path.glob(pattern))]
+
+    def named(self, field: str, role: str, **values: object) -> Path | None:
+        """The file that ``case.json``'s ``field`` (``input`` or ``expected``) names for ``role``
+        (its first word, ``<placeholder>``s filled from ``values``), recorded as read; None when the
+        case names no file for that role."""
+        spec = (self.meta.get(field) or {}).get(role)
+        if not isinstance(spec, str) or not spec.split():
+            return None
+        relative = spec.split()[0]
+        for key, value in values.items():
+            relative = relative.replace(f"<{key}>", str(value))
+        return self.file(relative)
+
+    def numbered(self, field: str, role: str, placeholder: str = "k", **values: object) -> dict[int, Path]:
+        """Files present for a pattern with a numeric ``<placeholder>`` (such as the ``<k>``-th face),
+        by number: the count of such things follows from the files the case carries."""
+        spec = (self.meta.get(field) or {}).get(role)
+        if not isinstance(spec, str) or not spec.split():
+            return {}
+        pattern = spec.split()[0]
+        for key, value in values.items():
+            pattern = pattern.replace(f"<{key}>", str(value))
+        head, _, tail = pattern.partition(f"<{placeholder}>")
+        found: dict[int, Path] = {}
+        for path in (self.path / head).parent.glob(Path(head).name + "*" + tail):
+            number = path.name[len(Path(head).name) : len(path.name) - len(tail)]
+            if number.isdigit():
+                found[int(number)] = self.file(os.path.relpath(path, self.path))
+        return dict(sorted(found.items()))
+
+    def data_files(self) -> list[Path]:
+        """Every file of the case folder (subfolders included) that carries data: all but
+        ``case.json``, ``keys.json``, ``io.safetensors`` and the Markdown notes."""
+        return sorted(
+            p for p in self.path.rglob("*") if p.is_file() and p.name not in DESCRIPTION_FILES and p.suffix != ".md"
+        )
+
+    @property
+    def has_io(self) -> bool:
+        return (self.path / "io.safetensors").exists()
+
+    def declares_forward_data(self) -> bool:
+        """Whether ``case.json`` names tensors of a forward call (its ``forward`` has ``args``,
+        ``outputs`` or ``returns``, or the case has an ``io`` field), so ``io.safetensors`` must exist."""
+        forward = self.meta.get("forward")
+        named = isinstance(forward, dict) and any(forward.get(k) for k in ("args", "outputs", "returns"))
+        return bool(named or self.meta.get("io"))
 
     @cached_property
     def keys(self) -> dict[str, list[int]] | None:
@@ -212,7 +278,7 @@ def compare_keys(name: str, got: Mapping[str, Sequence[int]], expected: Mapping[
     detail = ""
     if not ok:
         detail = f"missing {missing[:3]}({len(missing)}) unexpected {unexpected[:3]}({len(unexpected)}) shape {wrong[:3]}({len(wrong)})"
-    return Comparison(name, ok, 0.0 if ok else math.inf, "exact keys and shapes", detail)
+    return Comparison(name, ok, 0.0 if ok else math.inf, KEYS_TOLERANCE, detail)
 
 
 def state_dict_shapes(module: torch.nn.Module) -> dict[str, list[int]]:

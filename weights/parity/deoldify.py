@@ -77,7 +77,7 @@ def _module_at(net: DeOldifyGenerator, where: tuple[int, int | None]) -> torch.n
     return module[child] if child is not None else module  # type: ignore[index]
 
 
-@handler("deoldify.generator")
+@handler("deoldify.generator", kinds=("network", "keys"))
 def generator_case(case: Case) -> Outcome:
     """Keys (always) and, when the case has tensors, the forward output and every stored intermediate."""
     outcome = Outcome()
@@ -121,7 +121,7 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     return np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
 
 
-@handler("deoldify.image_colorizer")
+@handler("deoldify.image_colorizer", kinds=("pipeline",))
 def image_colorizer_case(case: Case) -> Outcome:
     """The whole still-image path through :class:`pipelines.colorization.pipeline.Colorizer`."""
     cfg = case.config

@@ -2,14 +2,11 @@
 
 Every network is built from the case's own ``config`` (channels, ngf, depths, num_D, ...), filled
 with the case's fixture weights and compared on the case's inputs; nothing case-specific lives
-here. The pose handlers (OpenPose, label rendering, normalisation) are in ``edn_pose.py`` and are
-registered from here because the runner imports one module per family.
+here. The pose handlers (OpenPose, label rendering, normalisation) are in ``edn_pose.py``.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import re
 
@@ -18,9 +15,6 @@ import torch
 
 from weights.parity.case import Case, Outcome, compare_images, compare_keys, compare_tensors, state_dict_shapes
 from weights.parity.runner import handler
-
-if importlib.util.find_spec("weights.parity.edn_pose") is not None:
-    importlib.import_module("weights.parity.edn_pose")
 
 
 def _norm_from(config: dict) -> str:
@@ -113,7 +107,7 @@ def _forward_inputs(case: Case) -> list[torch.Tensor]:
     return [case.io[n].float() for n in names]
 
 
-@handler("edn.pose2vid.global_generator", "edn.pose2vid.local_enhancer", "edn.face_residual_generator")
+@handler("edn.pose2vid.global_generator", "edn.pose2vid.local_enhancer", "edn.face_residual_generator", kinds=("network",))
 def generator_case(case: Case) -> Outcome:
     outcome = Outcome()
     net = _generator(case.config)
@@ -126,7 +120,7 @@ def generator_case(case: Case) -> Outcome:
     return outcome
 
 
-@handler("edn.multiscale_discriminator", "edn.face_discriminator")
+@handler("edn.multiscale_discriminator", "edn.face_discriminator", kinds=("network",))
 def discriminator_case(case: Case) -> Outcome:
     outcome = Outcome()
     net = _discriminator(case.config)
@@ -147,7 +141,7 @@ def _read_face_box(path) -> tuple[int, int, int, int]:
     return values[0], values[1], values[2], values[3]
 
 
-@handler("edn.pose2vid.inference_with_face_residual")
+@handler("edn.pose2vid.inference_with_face_residual", kinds=("pipeline",))
 def inference_case(case: Case) -> Outcome:
     """Run :func:`pipelines.dance.transfer.generate_sequence` over the case's labels and boxes."""
     from PIL import Image

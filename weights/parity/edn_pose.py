@@ -56,7 +56,7 @@ def _keys_and_map(case: Case, net: torch.nn.Module, outcome: Outcome) -> None:
     outcome.add(compare_keys("file_to_model", {to_model(k): v for k, v in expected_file.items()}, case.keys or {}))
 
 
-@handler("openpose.bodypose_model")
+@handler("openpose.bodypose_model", kinds=("network",))
 def openpose_body(case: Case) -> Outcome:
     outcome = Outcome()
     net = _fixture_body_net(case)
@@ -77,15 +77,15 @@ def _compare_people(outcome: Outcome, tag: str, case: Case, candidate: np.ndarra
     exp_s = case.io["output.subset"].double().numpy().reshape(-1, 20)
     got_c, got_s = candidate.reshape(-1, 4), subset.reshape(-1, 20)
     if got_c.shape != exp_c.shape:
-        outcome.add(Comparison(f"{tag}.candidate", False, float("inf"), "same count", f"{len(got_c)} != {len(exp_c)} candidates"))
+        outcome.add(Comparison(f"output.candidate[{tag}]", False, float("inf"), "same count", f"{len(got_c)} != {len(exp_c)} candidates"))
     else:
-        outcome.add(compare_tensors(f"{tag}.candidate.xy_id", got_c[:, [0, 1, 3]], exp_c[:, [0, 1, 3]], 0.0, 0.0))
-        outcome.add(compare_tensors(f"{tag}.candidate.score", got_c[:, 2], exp_c[:, 2], case.atol, case.rtol))
+        outcome.add(compare_tensors(f"output.candidate.xy_id[{tag}]", got_c[:, [0, 1, 3]], exp_c[:, [0, 1, 3]], 0.0, 0.0))
+        outcome.add(compare_tensors(f"output.candidate.score[{tag}]", got_c[:, 2], exp_c[:, 2], case.atol, case.rtol))
     if got_s.shape != exp_s.shape:
-        outcome.add(Comparison(f"{tag}.subset", False, float("inf"), "same count", f"{len(got_s)} != {len(exp_s)} people"))
+        outcome.add(Comparison(f"output.subset[{tag}]", False, float("inf"), "same count", f"{len(got_s)} != {len(exp_s)} people"))
     else:
-        outcome.add(compare_tensors(f"{tag}.subset.ids", got_s[:, :18], exp_s[:, :18], 0.0, 0.0))
-        outcome.add(compare_tensors(f"{tag}.subset.score_count", got_s[:, 18:], exp_s[:, 18:], case.atol, case.rtol))
+        outcome.add(compare_tensors(f"output.subset.ids[{tag}]", got_s[:, :18], exp_s[:, :18], 0.0, 0.0))
+        outcome.add(compare_tensors(f"output.subset.score_count[{tag}]", got_s[:, 18:], exp_s[:, 18:], case.atol, case.rtol))
     counts = case.meta.get("counts") or {}
     if "candidates" in counts:
         ok = len(got_c) == int(counts["candidates"]) and len(got_s) == int(counts.get("subsets", len(got_s)))
@@ -100,7 +100,7 @@ def _image(case: Case) -> np.ndarray:
     return image
 
 
-@handler("openpose.body_estimator")
+@handler("openpose.body_estimator", kinds=("pipeline",))
 def openpose_body_estimator(case: Case) -> Outcome:
     from pipelines.dance.openpose import BodyEstimator, BodyEstimatorConfig, body_postprocess, network_inputs
 
@@ -118,8 +118,8 @@ def openpose_body_estimator(case: Case) -> Outcome:
         pafs.append(paf[0])
         heats.append(heat[0])
     if "output.net.paf" in case.io:
-        outcome.add(compare_tensors("net.paf", pafs[0][None], case.io["output.net.paf"], case.atol, case.rtol))
-        outcome.add(compare_tensors("net.heatmap", heats[0][None], case.io["output.net.heatmap"], case.atol, case.rtol))
+        outcome.add(compare_tensors("output.net.paf", pafs[0][None], case.io["output.net.paf"], case.atol, case.rtol))
+        outcome.add(compare_tensors("output.net.heatmap", heats[0][None], case.io["output.net.heatmap"], case.atol, case.rtol))
     if "output.net.paf" in case.io and len(inputs) == 1:
         # The post-processing alone, on the original's own maps: must match exactly.
         stored = body_postprocess([case.io["output.net.paf"][0].numpy()], [case.io["output.net.heatmap"][0].numpy()], inputs[:1], config)
@@ -128,7 +128,7 @@ def openpose_body_estimator(case: Case) -> Outcome:
     return outcome
 
 
-@handler("openpose.body_estimator.postprocess")
+@handler("openpose.body_estimator.postprocess", kinds=("pipeline",))
 def openpose_body_postprocess(case: Case) -> Outcome:
     from pipelines.dance.openpose import BodyEstimatorConfig, body_postprocess, network_inputs
 
@@ -147,9 +147,7 @@ def openpose_body_postprocess(case: Case) -> Outcome:
 def _keypoints_dir_and_frames(case: Case) -> tuple[Path, list[str]]:
     text = case.meta["forward"]["inputs"]
     key_dir = case.file(_first_path(text).rsplit("/", 1)[0])
-    frames = {p.name.removeprefix("canvas1080_full_").removesuffix(".png") for p in case.path.glob("canvas1080_full_*.png")}
-    frames |= {p.name.removeprefix("reproduced_label_").removesuffix(".png") for p in case.path.glob("reproduced_label_*.png")}
-    frames |= set(case.meta.get("reproduction") or {})
+    frames = set((case.meta.get("input") or {}).get("frames") or []) | set(case.meta.get("reproduction") or {})
     return key_dir, sorted(frames)
 
 
@@ -163,7 +161,7 @@ def _frame_shape(case: Case, frame: str, myshape: tuple[int, int]) -> tuple[int,
     return myshape
 
 
-@handler("edn.data_prep.render_label")
+@handler("edn.data_prep.render_label", kinds=("pipeline",))
 def render_label_case(case: Case) -> Outcome:
     from pipelines.dance.render import LABEL_SIZE, face_box, fit_pose_to_canvas, render_canvas, resize_to_label
     from pipelines.dance.skeleton import load_frame_keypoints
@@ -177,20 +175,20 @@ def render_label_case(case: Case) -> Outcome:
     max_d, mean_d = float(png.get("max_abs_diff", 1)), png.get("mean_abs_diff")
     key_dir, frames = _keypoints_dir_and_frames(case)
     if not frames:
-        raise FileNotFoundError(f"no frames named in {case.path} (canvas1080_full_*, reproduced_label_*, reproduction)")
+        raise FileNotFoundError(f"no frames named in {case.path} (input.frames, reproduction)")
     data_root = key_dir.parent
     for frame in frames:
         raw = load_frame_keypoints(key_dir, frame, map_25_to_23=bool(cfg.get("map_25_to_23", False)))
         pose = fit_pose_to_canvas(raw, _frame_shape(case, frame, myshape), myshape)
         stages = render_canvas(pose, num_face_keypoints=int(cfg.get("num_face_keypoints", 8)), canvas_shape=myshape, stages=True)
         for stage, canvas in stages.items():
-            expected = case.path / f"canvas1080_{stage}_{frame}.png"
-            if expected.exists():
+            expected = case.named("expected", f"canvas_{stage}", frame=frame)
+            if expected is not None and expected.exists():
                 outcome.add(compare_images(f"{frame}.canvas_{stage}", canvas, load_image(expected), 0))
         label = resize_to_label(stages["full"], size)
         box = face_box(pose.body, size, myshape, int(cfg.get("boxbuffer", 70)), limits=LABEL_SIZE)  # makebox128 clamps to 1024x512
-        reproduced = case.path / f"reproduced_label_{frame}.png"
-        if reproduced.exists():
+        reproduced = case.named("expected", "label", frame=frame)
+        if reproduced is not None and reproduced.exists():
             outcome.add(compare_images(f"{frame}.label", label, load_image(reproduced)[..., :3], max_d, mean_d))
         published = data_root / "train_label" / f"{frame}.png"
         if published.exists():
@@ -218,7 +216,7 @@ def _flat(pose: object, part: str) -> np.ndarray:
     return np.asarray(arr).reshape(-1)
 
 
-@handler("edn.data_prep.global_pose_normalization")
+@handler("edn.data_prep.global_pose_normalization", kinds=("pipeline",))
 def pose_normalization_case(case: Case) -> Outcome:
     from pipelines.dance.normalize import normalize_sequence
     from pipelines.dance.render import CANVAS_SHAPE, LABEL_SIZE, face_box, render_canvas, resize_to_label
@@ -289,7 +287,7 @@ def pose_normalization_case(case: Case) -> Outcome:
     outcome.add(Comparison("labels_written", n_ok, 0.0 if n_ok else float("inf"), "exact", f"{len(result.poses)}"))
 
     png = case.meta.get("png") or {}
-    for path in sorted(case.path.glob("expected_test_label_frame*.png")):
+    for path in case.files("expected_test_label_frame*.png"):  # the name the case.json's text gives them
         index = int(re.search(r"frame(\d+)", path.name).group(1))
         if index >= len(result.poses):
             outcome.add(Comparison(path.name, False, float("inf"), "exists", "label not produced"))
@@ -322,7 +320,7 @@ def _fixture_hand_net(case: Case, outcome: Outcome) -> torch.nn.Module:
     return net
 
 
-@handler("openpose.handpose_model")
+@handler("openpose.handpose_model", kinds=("network",))
 def openpose_hand(case: Case) -> Outcome:
     outcome = Outcome()
     net = _fixture_hand_net(case, outcome)
@@ -377,7 +375,7 @@ def _compare_hand_outputs(outcome: Outcome, case: Case, produced: dict[str, obje
         outcome.add(compare_tensors(name, got, expected, 0.0 if exact else case.atol, 0.0 if exact else case.rtol))
 
 
-@handler("openpose.hand_estimator")
+@handler("openpose.hand_estimator", kinds=("pipeline",))
 def openpose_hand_estimator(case: Case) -> Outcome:
     from pipelines.dance.hands import HandEstimator, HandEstimatorConfig, hand_boxes, peaks_in_frame
 
@@ -420,7 +418,7 @@ def openpose_hand_estimator(case: Case) -> Outcome:
     return outcome
 
 
-@handler("openpose.hand_estimator.postprocess")
+@handler("openpose.hand_estimator.postprocess", kinds=("pipeline",))
 def openpose_hand_postprocess(case: Case) -> Outcome:
     from pipelines.dance.hands import HandBox, HandEstimatorConfig, hand_postprocess, peaks_in_frame
     from pipelines.dance.openpose import network_inputs

@@ -47,7 +47,7 @@ def _args(case: Case) -> dict[str, Any]:
     return (case.config or {}).get("constructor_args", {})
 
 
-@handler("tpsmm.kp_detector")
+@handler("tpsmm.kp_detector", kinds=("network",))
 def kp_detector(case: Case) -> Outcome:
     out = Outcome()
     net = N.KPDetector(**_args(case))
@@ -64,7 +64,7 @@ def kp_detector(case: Case) -> Outcome:
     return out
 
 
-@handler("tpsmm.bg_predictor")
+@handler("tpsmm.bg_predictor", kinds=("network",))
 def bg_predictor(case: Case) -> Outcome:
     out = Outcome()
     net = N.BGMotionPredictor(**_args(case))
@@ -85,7 +85,7 @@ def bg_predictor(case: Case) -> Outcome:
     return out
 
 
-@handler("tpsmm.avd_network")
+@handler("tpsmm.avd_network", kinds=("network",))
 def avd_network(case: Case) -> Outcome:
     out = Outcome()
     net = N.AVDNetwork(**_args(case))
@@ -106,7 +106,7 @@ def avd_network(case: Case) -> Outcome:
     return out
 
 
-@handler("tpsmm.dense_motion_network")
+@handler("tpsmm.dense_motion_network", kinds=("network",))
 def dense_motion_network(case: Case) -> Outcome:
     out = Outcome()
     net = N.DenseMotionNetwork(**_args(case))
@@ -149,7 +149,7 @@ def dense_motion_network(case: Case) -> Outcome:
     return out
 
 
-@handler("tpsmm.inpainting_network")
+@handler("tpsmm.inpainting_network", kinds=("network",))
 def inpainting_network(case: Case) -> Outcome:
     out = Outcome()
     net = N.InpaintingNetwork(**_args(case))
@@ -171,7 +171,7 @@ def inpainting_network(case: Case) -> Outcome:
     return out
 
 
-@handler("tpsmm.checkpoint")
+@handler("tpsmm.checkpoint", kinds=("network",))
 def checkpoint(case: Case) -> Outcome:
     """Whole-checkpoint keys of a released config, plus the cheap kp_detector / avd io."""
     out = Outcome()
@@ -207,7 +207,7 @@ def checkpoint(case: Case) -> Outcome:
     return out
 
 
-@handler("tpsmm.demo.make_animation")
+@handler("tpsmm.demo.make_animation", kinds=("pipeline",))
 def make_animation(case: Case) -> Outcome:
     """demo.py end to end: skimage-0.18.3 resize, keypoints, relative/standard/avd, frames."""
     from pipelines.animation.pipeline import TPSMMPipeline
@@ -253,7 +253,7 @@ def make_animation(case: Case) -> Outcome:
         if name in case.io:
             _cmp(out, case, name, value, atol=stage_atol.get(name, case.atol))
     _cmp(out, case, "output.frames", torch.from_numpy(result.frames))
-    for path in sorted(case.path.glob("expected_frame_*.png")):
+    for path in case.files("expected_frame_*.png"):  # the name the case.json's text gives them
         index = int(path.stem.rsplit("_", 1)[1])
         got8 = to_uint8_like_skimage(result.frames[index])
         out.add(compare_images(path.name, got8, load_image(path), case.meta.get("max_abs_diff", 1), case.meta.get("mean_abs_diff")))
