@@ -196,39 +196,12 @@ def progress_reporter(progress: gr.Progress) -> Callable[[float, str], None]:
 
 # --------------------------------------------------------------------------- owners (public mode)
 
-OWNER_STORAGE_KEY = "nostalgia-owner"
-
-
-def owner_box() -> gr.BrowserState:
-    """An input that carries this browser's signed owner token (kept in the browser's storage,
-    so a visitor keeps their jobs across page reloads); a token is issued on the first load.
-    Tabs with per-visitor jobs add it to their events' inputs and call :func:`owner_of`."""
-    from gradio.context import Context
-
-    from pipelines.common.jobs import derived_secret, issue_owner_token, verify_owner_token
-
-    box = gr.BrowserState(None, storage_key=OWNER_STORAGE_KEY, secret=derived_secret("browser-state")[:32])
-
-    def ensure(token: str | None) -> str:
-        return token if verify_owner_token(token) else issue_owner_token()
-
-    root = Context.root_block
-    if root is not None:
-        root.load(ensure, inputs=box, outputs=box, api_name=False, queue=False, show_progress="hidden")
-    return box
-
-
-def owner_of(request: gr.Request | None, token: str | None = None) -> str:
-    """Who is asking: the browser's signed token when it has one (see :func:`owner_box`), else
-    the Gradio session (one page load, or one ``gradio_client.Client``)."""
-    from pipelines.common.jobs import verify_owner_token
-
-    if verify_owner_token(token):
-        return f"t:{token}"
+def owner_of(request: gr.Request | None) -> str:
+    """Who is asking, for per-visitor jobs (:mod:`pipelines.common.jobs`): the Gradio session
+    (one page load in a browser, one ``gradio_client.Client``), the same through the page and
+    the API; "local" without a request (a direct call)."""
     session = getattr(request, "session_hash", None)
-    if session:
-        return f"s:{session}"
-    return "local"
+    return f"s:{session}" if session else "local"
 
 
 def limits_markdown() -> str:

@@ -2,8 +2,11 @@
 
 Layout and events only; the work is :mod:`pipelines.dance.pipeline`. Training runs as a separate
 background process whose state is on disk, so ``/dance_train`` returns at once with the target id
-and ``/dance_status`` reports progress (also polled by a timer while the page is open); closing
-the browser does not stop it, and a trained target stays in the list for later transfers.
+and ``/dance_status`` reports progress (polled every few seconds while the selected target's job
+is queued or running); closing the browser does not stop it, and a trained target stays in the
+list for later transfers. The list holds the caller's own targets (in public mode a visitor never
+sees another's; see :mod:`pipelines.common.jobs`), filled when the page loads; every button
+answers, Stop included when there is nothing to stop.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from demos.common import gpu_event, job, limits_markdown, progress_reporter, require
+from demos.common import gpu_event, job, owner_of, progress_reporter, require
 from pipelines.common.device import gpu, pick_device
 from pipelines.common.errors import InputError
 from pipelines.common.media import load_image
 from pipelines.dance import pipeline
+from pipelines.dance.jobs import ACTIVE_STATES
 
 TITLE = "Dance"
 CHECKPOINTS: list[str] = ["edn/openpose_body"]
@@ -28,21 +32,30 @@ PRESET_CHOICES = [
 ]
 
 
-def _target_choices() -> list[tuple[str, str]]:
-    return [(t.label, t.id) for t in pipeline.list_targets()]
+def _target_choices(owner: str) -> list[tuple[str, str]]:
+    return [(t.label, t.id) for t in pipeline.list_targets(owner)]
 
 
-def _status_outputs(target_id: str | None) -> tuple[str, np.ndarray | None]:
+def _status_outputs(target_id: str | None, owner: str) -> tuple[str, np.ndarray | None]:
     if not target_id:
-        return "No target selected.", None
-    status = pipeline.training_status(target_id)
-    lines = [f"**{target_id}**: {status['summary']}"]
+        return "No target selected: pick one of yours from the list, or start training a new one.", None
+    status = pipeline.training_status(target_id, owner)
+    lines = [f"**{status['name']}** · `{target_id}`: {status['summary']}"]
     lines += [f"- {m}" for m in status.get("messages") or []]
     if status.get("state") == "interrupted":
         lines.append("- The training process stopped unexpectedly; start training again to resume from the last checkpoint.")
     # the preview is read here (not served by path): the data dir may lie outside Gradio's allowed paths
     preview = load_image(status["preview"]) if status.get("preview") else None
     return "\n".join(lines), preview
+
+
+def _is_active(target_id: str | None, owner: str) -> bool:
+    if not target_id:
+        return False
+    try:
+        return pipeline.training_status(target_id, owner).get("state") in ACTIVE_STATES
+    except InputError:
+        return False
 
 
 # --------------------------------------------------------------------------- events
@@ -58,33 +71,45 @@ def run_train(
     continue_training: bool,
     target_id: str | None,
     restart: bool,
+    request: gr.Request,
 ) -> tuple[str, str, np.ndarray | None, dict]:
     """``/dance_train``: start training in the background and return the target id at once.
     ``continue_training`` trains the selected ``target_id`` again (resuming from its checkpoint
-    unless ``restart``); otherwise a new target from the video or the sample dancer."""
+    unless ``restart``); otherwise a new target of the caller's, named as typed, from the video
+    or from a copy of the sample dancer. It waits in line when every training slot is taken."""
+    owner = owner_of(request)
+    typed = (name or "").strip() or None
     if continue_training:
         require(target_id, "a target to continue")
-        target_id = pipeline.train_target(target_id=target_id, preset=preset, minutes=float(minutes), resume=not restart)
+        target_id = pipeline.train_target(target_id=target_id, preset=preset, minutes=float(minutes),
+                                          resume=not restart, owner=owner)  # fmt: skip
     elif use_sample:
-        target_id = pipeline.train_target(sample=True, preset=preset, minutes=float(minutes), resume=not restart)
+        target_id = pipeline.train_target(sample=True, name=typed, preset=preset, minutes=float(minutes), owner=owner)
     else:
         require(video, "a video of the target person (or tick 'use the sample dancer')")
-        target_id = pipeline.train_target(video, name=(name or "").strip() or None, preset=preset, minutes=float(minutes))
-    summary, preview = _status_outputs(target_id)
-    return target_id, summary, preview, gr.update(choices=_target_choices(), value=target_id)
+        target_id = pipeline.train_target(video, name=typed, preset=preset, minutes=float(minutes), owner=owner)
+    summary, preview = _status_outputs(target_id, owner)
+    return target_id, summary, preview, gr.update(choices=_target_choices(owner), value=target_id)
 
 
 @job
-def run_status(target_id: str | None) -> tuple[str, np.ndarray | None]:
+def run_status(target_id: str | None, request: gr.Request) -> tuple[str, np.ndarray | None]:
     """``/dance_status``: the training job's state, held-out L1 history and latest preview."""
-    return _status_outputs(target_id)
+    return _status_outputs(target_id, owner_of(request))
 
 
 @job
-def run_stop(target_id: str | None) -> str:
+def run_stop(target_id: str | None, request: gr.Request) -> str:
+    """``/dance_stop``: stop the selected target's training in whatever state it is, and say what happened."""
+    owner = owner_of(request)
     require(target_id, "a target")
-    pipeline.stop_training(target_id)
-    return f"Stop requested for **{target_id}**: it saves a checkpoint and stops at its next step."
+    outcome = pipeline.stop_training(target_id, owner)
+    status = pipeline.training_status(target_id, owner)
+    if outcome == "dequeued":
+        return f"**{status['name']}** · `{target_id}`: removed from the queue before it started."
+    if outcome == "stopping":
+        return f"Stop requested for **{target_id}**: it saves a checkpoint and stops at its next step."
+    return f"**{status['name']}** · `{target_id}` is not training ({status['summary']}); nothing to stop."
 
 
 @job
@@ -95,6 +120,7 @@ def run_transfer(
     use_sample_motion: bool,
     side_by_side: bool,
     normalize: bool,
+    request: gr.Request,
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[str, str, str]:
     """``/dance_transfer``: the target performing the source's motion (MP4 with the source's audio)."""
@@ -104,15 +130,35 @@ def run_transfer(
     result = pipeline.transfer(
         target_id, None if use_sample_motion else video, sample_motion=bool(use_sample_motion),
         side_by_side=bool(side_by_side), normalize=bool(normalize), progress=progress_reporter(progress),
+        owner=owner_of(request),
     )  # fmt: skip
     note = f"{result.n_frames} frames at {result.fps:g} fps" + "".join(f"\n- {n}" for n in result.notes)
     return str(result.path), str(result.path), note
 
 
-def _refresh_targets(current: str | None) -> dict:
-    choices = _target_choices()
+@job
+def _refresh_targets(current: str | None, request: gr.Request) -> tuple[dict, dict]:
+    """The caller's targets (fresh labels), the current one kept; polling on while one trains."""
+    owner = owner_of(request)
+    choices = _target_choices(owner)
     ids = [c[1] for c in choices]
-    return gr.update(choices=choices, value=current if current in ids else (ids[0] if ids else None))
+    value = current if current in ids else (ids[0] if ids else None)
+    return gr.update(choices=choices, value=value), gr.Timer(active=_is_active(value, owner))
+
+
+@job
+def _poll(target_id: str | None, request: gr.Request) -> tuple[str, np.ndarray | None, dict, dict]:
+    """While a job runs: its status, preview and the list's labels, every few seconds; the
+    timer turns itself off when the job ends."""
+    owner = owner_of(request)
+    summary, preview = _status_outputs(target_id, owner)
+    choices = _target_choices(owner)
+    active = _is_active(target_id, owner)
+    return summary, preview, gr.update(choices=choices, value=target_id), gr.Timer(active=active)
+
+
+def _watch(target_id: str | None, request: gr.Request) -> dict:
+    return gr.Timer(active=_is_active(target_id, owner_of(request)))
 
 
 # --------------------------------------------------------------------------- layout
@@ -128,7 +174,8 @@ def build() -> None:
         "(`edn/openpose_body` in the Models tab); the sample dancer and sample motion need no weights."
     )
     with gr.Row():
-        target = gr.Dropdown(_target_choices(), label="Target person", info="Trained (or training) targets, reusable.", scale=4)
+        # filled when the page loads, with the visitor's own targets: the page config carries none
+        target = gr.Dropdown([], label="Target person", info="Your trained (or training) targets, reusable.", scale=4)
         refresh = gr.Button("Refresh list", size="sm", scale=1)
     with gr.Tab("1. Target"):
         with gr.Row():
@@ -145,12 +192,11 @@ def build() -> None:
                     train_button = gr.Button("Start training", variant="primary")
                     status_button = gr.Button("Refresh status")
                     stop_button = gr.Button("Stop", variant="stop")
-                gr.Markdown(limits_markdown())
             with gr.Column():
                 job_id = gr.Textbox(label="Job (target id)", interactive=False)
                 status = gr.Markdown("Pick a target or start training.")
                 preview = gr.Image(label="Held-out preview: label | generated | real", type="numpy", format="png", height=260)
-        timer = gr.Timer(5.0)
+        timer = gr.Timer(5.0, active=False)  # on while the selected target's job is queued or running
     with gr.Tab("2. Motion"), gr.Row():
         with gr.Column():
             source_video = gr.Video(label="Dancing source video", sources=["upload"], height=260)
@@ -163,17 +209,24 @@ def build() -> None:
             download = gr.File(label="Download MP4")
             note = gr.Markdown()
 
-    train_button.click(
+    started = train_button.click(
         run_train,
         inputs=[target_video, use_sample, name, preset, minutes, continue_box, target, restart],
         outputs=[job_id, status, preview, target],
         **gpu_event("dance_train"),
     )
+    started.success(_watch, inputs=[target], outputs=[timer], api_name=False, queue=False)
     status_button.click(run_status, inputs=[target], outputs=[status, preview], **gpu_event("dance_status"))
     target.change(run_status, inputs=[target], outputs=[status, preview], api_name=False, queue=False)
-    timer.tick(run_status, inputs=[target], outputs=[status, preview], api_name=False, queue=False, show_progress="hidden")
+    target.change(_watch, inputs=[target], outputs=[timer], api_name=False, queue=False)
+    timer.tick(_poll, inputs=[target], outputs=[status, preview, target, timer], api_name=False, queue=False,
+               show_progress="hidden")  # fmt: skip
     stop_button.click(run_stop, inputs=[target], outputs=[status], api_name="dance_stop", queue=False)
-    refresh.click(_refresh_targets, inputs=[target], outputs=[target], api_name=False, queue=False)
+    refresh.click(_refresh_targets, inputs=[target], outputs=[target, timer], api_name=False, queue=False)
+    from gradio.context import Context
+
+    if Context.root_block is not None:  # the visitor's own targets, as soon as the page opens
+        Context.root_block.load(_refresh_targets, inputs=[target], outputs=[target, timer], api_name=False, queue=False)
     transfer_button.click(
         run_transfer,
         inputs=[target, source_video, use_motion, side, normalize],

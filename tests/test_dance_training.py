@@ -228,24 +228,30 @@ def test_dance_tab_endpoints(app_client, data_dir, one_thread, monkeypatch) -> N
     checkpoint); ``/dance_status`` reports it; ``/dance_transfer`` renders the sample motion."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the training process: tiny nets, shared CPU
     start = time.time()
-    target_id, summary, _, selected = app_client.predict(None, True, "", "tiny", 1, False, None, False, api_name="/dance_train")
+    target_id, summary, _, selected = app_client.predict(None, True, "Pat", "tiny", 1, False, None, False,
+                                                         api_name="/dance_train")  # fmt: skip
     selected = selected.get("value") if isinstance(selected, dict) else selected  # the target list, updated
-    assert time.time() - start < 60 and target_id == selected == pipeline.SAMPLE_TARGET_ID
+    assert time.time() - start < 60 and target_id == selected and target_id.startswith("pat-")  # a copy, named as typed
+    assert pipeline.target_info(target_id).name == "Pat"
     assert any(state in summary for state in ("queued", "preparing", "training"))
     job = data_dir / "dance_targets" / target_id
     pid = read_status(job)["pid"]
     assert pid and pid != os.getpid()  # its own process: closing the browser does not stop it
     with pytest.raises(InputError, match="already training"):
         launch(job, job_config(job))
-    assert "Stop requested" in app_client.predict(target_id, api_name="/dance_stop")
     deadline = time.time() + 240
+    while read_status(job).get("state") != "training":  # a stop while preparing would end it untrained
+        assert time.time() < deadline and read_status(job).get("state") in ("queued", "preparing"), read_status(job)
+        time.sleep(0.5)
+    assert "Stop requested" in app_client.predict(target_id, api_name="/dance_stop")
     while True:
         summary, preview = app_client.predict(target_id, api_name="/dance_status")
         if "stopped" in summary or "done" in summary or "failed" in summary:
             break
         assert time.time() < deadline, summary
         time.sleep(2.0)
-    assert summary.startswith(f"**{target_id}**: stopped"), summary
+    assert summary.startswith(f"**Pat** · `{target_id}`: stopped"), summary
+    assert "nothing to stop" in app_client.predict(target_id, api_name="/dance_stop")  # Stop on a finished job says so
     assert preview and Path(_file(preview)).exists()
     assert (job / "job" / "checkpoint.pt").exists() and (job / "model" / "net_G.safetensors").exists()
     with pytest.raises(Exception, match="source video"):

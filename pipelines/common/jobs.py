@@ -25,6 +25,7 @@ Use::
     position = SLOTS.submit(f"dance/{job_id}", owner, lambda: subprocess.Popen([...], start_new_session=True),
                             wall_s=3600)           # 0: started; n: n-th in the queue
     SLOTS.state(f"dance/{job_id}")   # "running" | "queued" | None
+    SLOTS.dequeue(f"dance/{job_id}") # True if it was waiting (then it never starts)
     SLOTS.cancel(f"dance/{job_id}")  # dequeue, or SIGTERM the running process
 """
 
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import hmac
 import json
 import logging
 import os
@@ -123,50 +123,6 @@ def data_dir() -> Path:
     path = Path(env) if env else Path(__file__).resolve().parents[2] / "outputs"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _secret() -> bytes:
-    """The server's signing key: ``NOSTALGIA_OWNER_SECRET``, else a random key kept (mode 600) in
-    the data folder, so visitors keep their jobs across app restarts."""
-    env = os.environ.get("NOSTALGIA_OWNER_SECRET")
-    if env:
-        return env.encode()
-    path = data_dir() / ".owner-secret"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
-    except FileExistsError:
-        pass
-    except OSError:  # a read-only data folder: a key for this process only
-        if not _SECRET:
-            _SECRET.append(secrets.token_bytes(32))
-        return _SECRET[0]
-    return path.read_text().strip().encode()
-
-
-_SECRET: list[bytes] = []
-
-
-def derived_secret(purpose: str) -> str:
-    """A stable secret for one purpose (e.g. the browser storage's encryption key), from the
-    server's signing key."""
-    return hmac.new(_secret(), purpose.encode(), hashlib.sha256).hexdigest()
-
-
-def issue_owner_token() -> str:
-    """A new owner token ``<random>.<signature>`` for a browser to keep (``gr.BrowserState``)."""
-    raw = secrets.token_hex(16)
-    return f"{raw}.{hmac.new(_secret(), raw.encode(), hashlib.sha256).hexdigest()[:32]}"
-
-
-def verify_owner_token(token: object) -> str | None:
-    """The token when this server signed it, else None (a forged or foreign token is ignored)."""
-    if not isinstance(token, str) or not re.fullmatch(r"[0-9a-f]{32}\.[0-9a-f]{32}", token):
-        return None
-    raw, signature = token.split(".")
-    expected = hmac.new(_secret(), raw.encode(), hashlib.sha256).hexdigest()[:32]
-    return token if hmac.compare_digest(signature, expected) else None
 
 
 def owner_key(owner: str) -> str:
@@ -306,6 +262,16 @@ class ProcessSlots:
             self._start_ready()
             self._ensure_thread()
             return 0 if key in self._running else self.position(key) or 0
+
+    def dequeue(self, key: str) -> bool:
+        """Remove ``key`` from the queue if it is waiting there (a running job is left alone: ask
+        it to stop its own way, e.g. a stop file, so it can save its work first)."""
+        with self._lock:
+            for i, entry in enumerate(self._queue):
+                if entry.key == key:
+                    del self._queue[i]
+                    return True
+            return False
 
     def cancel(self, key: str) -> str | None:
         """Stop ``key``: a queued job is removed ("dequeued"); a running one gets SIGTERM (the

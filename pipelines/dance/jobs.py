@@ -40,6 +40,10 @@ log = logging.getLogger("nostalgia.dance")
 ACTIVE_STATES = ("queued", "preparing", "training")
 
 
+class StopRequestedError(Exception):
+    """The job's stop file appeared before training started."""
+
+
 def job_config(target_dir: Path) -> TrainConfig:
     """The TrainConfig the target's job was launched with (``job/config.json``)."""
     return TrainConfig.from_dict(read_json(target_dir / "job" / "config.json"))
@@ -54,6 +58,8 @@ def run_job(target_dir: Path) -> Status:
     status_path = job_dir / "status.json"
 
     def preparing(fraction: float, message: str) -> None:
+        if (job_dir / "stop").exists():  # a stop is honoured while the data is prepared too
+            raise StopRequestedError
         prev = read_json(status_path)
         prev.update(state="preparing", progress=0.0, messages=[message], pid=os.getpid(), updated=time.time())
         write_json(status_path, prev)
@@ -66,6 +72,11 @@ def run_job(target_dir: Path) -> Status:
         data = target_training_data(target_dir, config, preparing)
         trainer = Trainer(target_dir, config, data)
         return trainer.run()
+    except StopRequestedError:
+        prev = read_json(status_path)
+        prev.update(state="stopped", messages=["Stopped while preparing the training data."], updated=time.time())
+        write_json(status_path, prev)
+        return Status(**{k: v for k, v in prev.items() if k in Status.__dataclass_fields__})
     except Exception as exc:  # the job must leave its reason on disk for the UI
         prev = read_json(status_path)
         user = isinstance(exc, InputError) or type(exc).__name__ in ("ModelUnavailableError", "OutOfMemoryError")
@@ -75,14 +86,10 @@ def run_job(target_dir: Path) -> Status:
         raise
 
 
-def launch(target_dir: Path, config: TrainConfig, *, resume: bool = True, background: bool = True) -> int:
-    """Start training a target; returns the pid of the process that trains.
-
-    ``background=True`` starts a separate process (detached from the web server's request, so
-    closing the browser does not stop it) and returns at once; ``background=False`` trains in
-    this process and returns when the run ends (its errors are raised). Either way the job is set
-    up the same: a target that is already training is refused, ``resume=False`` forgets the old
-    run, a checkpoint the new settings cannot continue is refused now, not minutes later."""
+def prepare_launch(target_dir: Path, config: TrainConfig, *, resume: bool = True) -> None:
+    """Set a job up to run: a target that is already training is refused, ``resume=False``
+    forgets the old run, a checkpoint the new settings cannot continue is refused now (not
+    minutes later in the job); the status says "queued" until a process takes it."""
     config.validate()
     target_dir = Path(target_dir)
     job_dir = target_dir / "job"
@@ -98,21 +105,55 @@ def launch(target_dir: Path, config: TrainConfig, *, resume: bool = True, backgr
     (job_dir / "stop").unlink(missing_ok=True)
     write_json(job_dir / "config.json", asdict(config))
     queued = asdict(Status(budget_s=config.time_budget_min * 60, max_steps=config.max_steps))
-    if not background:
-        write_json(job_dir / "status.json", {**queued, "pid": os.getpid(), "updated": time.time()})
-        run_job(target_dir)
-        return os.getpid()
     write_json(job_dir / "status.json", {**queued, "updated": time.time()})
+
+
+def spawn(target_dir: Path) -> subprocess.Popen:
+    """The training process of a prepared job, in its own session (its own process group: a
+    stop or a wall-time kill reaches its children too; closing the browser does not)."""
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
-    with open(job_dir / "log.txt", "a") as logfile:
-        proc = subprocess.Popen(
+    with open(Path(target_dir) / "job" / "log.txt", "a") as logfile:
+        return subprocess.Popen(
             [sys.executable, "-m", "pipelines.dance.jobs", str(target_dir)],
             cwd=root, env=env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    status = read_json(job_dir / "status.json")
-    status["pid"] = proc.pid
-    write_json(job_dir / "status.json", status)
+
+
+def _update_status(target_dir: Path, **changes: Any) -> None:
+    path = Path(target_dir) / "job" / "status.json"
+    status = read_json(path)
+    status.update(changes, updated=time.time())
+    write_json(path, status)
+
+
+def record_pid(target_dir: Path, pid: int) -> None:
+    """The job's process started: its pid makes the status "running" (see :func:`read_status`)."""
+    _update_status(target_dir, pid=pid, messages=[])
+
+
+def set_queued(target_dir: Path, position: int) -> None:
+    _update_status(target_dir, state="queued", messages=[f"Waiting for a training slot ({position} in line)."])
+
+
+def mark_stopped(target_dir: Path, message: str) -> None:
+    _update_status(target_dir, state="stopped", messages=[message])
+
+
+def launch(target_dir: Path, config: TrainConfig, *, resume: bool = True, background: bool = True) -> int:
+    """Start training a target now; returns the pid of the process that trains (the app goes
+    through the machine-wide training slots instead: :func:`pipelines.dance.pipeline.train_target`).
+
+    ``background=True`` starts a separate process and returns at once; ``background=False``
+    trains in this process and returns when the run ends (its errors are raised). Either way
+    the job is set up by :func:`prepare_launch`."""
+    prepare_launch(target_dir, config, resume=resume)
+    if not background:
+        record_pid(target_dir, os.getpid())
+        run_job(target_dir)
+        return os.getpid()
+    proc = spawn(target_dir)
+    record_pid(target_dir, proc.pid)
     return proc.pid
 
 

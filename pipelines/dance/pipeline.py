@@ -12,15 +12,22 @@ perform its motion::
 
 Targets live under ``$NOSTALGIA_DATA_DIR/dance_targets`` (default ``outputs/dance_targets`` in the
 repository); each is a self-contained folder, so trained targets survive restarts and can be reused.
+
+**Owners.** Every function that touches a target takes ``owner`` (a token for the visitor, see
+:mod:`pipelines.common.jobs`): in public mode a visitor sees and acts on their own targets only
+(a foreign target is answered as unknown), target ids are unguessable, and the procedural sample
+is a read-only source: training "the sample" copies it into a new target of the caller's, under
+the name they typed. Trainings start through the machine-wide :func:`~pipelines.common.jobs.training_slots`
+(a cap on processes, one running and a few waiting per visitor, a wall-time limit); idle targets
+are removed after a TTL and beyond a disk budget, oldest first.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
+import subprocess
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.common import jobs as common_jobs
 from pipelines.common.device import pick_device
 from pipelines.common.errors import InputError
 from pipelines.dance import jobs
@@ -50,30 +58,29 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(width=128, height=64, ngf=16, n_downsampling=3, n_blocks=3, ndf=16, num_D=2, face_ngf=16,
                  face_n_blocks=2),
 }  # fmt: skip
-SAMPLE_TARGET_ID = "sample"
+SAMPLE_SOURCE = ".sample"  # the procedural sample's frames and poses: read-only, copied into a target to train
 
 
 def data_dir() -> Path:
     """Where targets live: ``$NOSTALGIA_DATA_DIR/dance_targets`` or ``outputs/dance_targets``."""
-    env = os.environ.get("NOSTALGIA_DATA_DIR")
-    base = Path(env) if env else Path(__file__).resolve().parents[2] / "outputs"
-    path = base / "dance_targets"
+    path = common_jobs.data_dir() / "dance_targets"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def _target_dir(target_id: str) -> Path:
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,80}", target_id or ""):
-        raise InputError(f"Unknown dance target {target_id!r}.")
+def _target_dir(target_id: str, owner: str | None = None) -> Path:
+    """The folder of ``target_id`` if ``owner`` may use it; else the same error as for an unknown id."""
+    unknown = InputError(f"Unknown dance target {str(target_id)[:80]!r}; pick one of yours from the list or train a new one.")
+    if not common_jobs.valid_job_id(target_id) or target_id.startswith("."):
+        raise unknown
     path = data_dir() / target_id
-    if not (path / "target.json").exists():
-        raise InputError(f"Unknown dance target {target_id!r}; pick one from the list or train a new one.")
+    if not (path / "target.json").exists() or not common_jobs.owns(path, owner):
+        raise unknown
     return path
 
 
-def _slug(name: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()[:40]
-    return f"{slug or 'target'}-{uuid.uuid4().hex[:6]}"
+def _slot_key(target_id: str) -> str:
+    return f"dance/{target_id}"
 
 
 # --------------------------------------------------------------------------- the sample
@@ -129,10 +136,10 @@ class TargetInfo:
         return f"{self.name} ({self.state}, step {self.step}{l1}, {self.size or 'untrained'})"
 
 
-def target_info(target_id: str) -> TargetInfo:
-    path = _target_dir(target_id)
+def target_info(target_id: str, owner: str | None = None) -> TargetInfo:
+    path = _target_dir(target_id, owner)
     meta = read_json(path / "target.json")
-    status = jobs.read_status(path)
+    status = _status(target_id, path)
     model = read_json(path / "model" / "generator.json")
     history = status.get("heldout_l1") or []
     return TargetInfo(
@@ -144,43 +151,85 @@ def target_info(target_id: str) -> TargetInfo:
     )  # fmt: skip
 
 
-def list_targets() -> list[TargetInfo]:
-    """Every prepared target, newest first."""
+def list_targets(owner: str | None = None) -> list[TargetInfo]:
+    """The targets ``owner`` may see (in public mode their own; locally every one), newest first."""
     found = []
-    for path in data_dir().iterdir():
+    for path in common_jobs.owned_folders(data_dir(), owner):
         if (path / "target.json").exists():
             try:
-                found.append(target_info(path.name))
+                found.append(target_info(path.name, owner))
             except InputError:
                 continue
     return sorted(found, key=lambda t: t.created, reverse=True)
 
 
-def create_target(video: str | os.PathLike | None = None, *, name: str | None = None, sample: bool = False) -> str:
-    """Register a target folder. A video is copied in and analysed by the training job (pose
-    estimation can take minutes); the sample's frames and poses are stored at once."""
+def _sample_source() -> Path:
+    """The procedural sample dancer's frames and poses, prepared once (read-only afterwards)."""
+    path = data_dir() / SAMPLE_SOURCE
+    if not (path / "target.json").exists():
+        frames, poses, fps = sample_target_arrays()
+        partial = data_dir() / f".partial-sample-{os.getpid()}"
+        shutil.rmtree(partial, ignore_errors=True)
+        prepare_target_from_arrays(partial, frames, poses, name="Sample dancer", fps=fps, source="procedural sample")
+        try:
+            os.replace(partial, path)
+        except OSError:  # another request prepared it at the same moment
+            shutil.rmtree(partial, ignore_errors=True)
+    return path
+
+
+def _new_target_dir(name: str, owner: str | None) -> tuple[str, Path]:
+    _prune_targets()
+    target_id = common_jobs.new_job_id(name)
+    path = data_dir() / target_id
+    path.mkdir(parents=True)
+    common_jobs.claim(path, owner or "local")
+    return target_id, path
+
+
+def create_target(
+    video: str | os.PathLike | None = None, *, name: str | None = None, sample: bool = False, owner: str | None = None
+) -> str:
+    """Make a new target of ``owner``'s: from a video (copied in; its poses are found by the
+    training job, which can take minutes) or a copy of the procedural sample dancer. ``name`` is
+    kept (shortened to 40 characters); the id is ``<name>-<random>``."""
     if sample:
-        path = data_dir() / SAMPLE_TARGET_ID
-        if not (path / "poses.npz").exists():
-            frames, poses, fps = sample_target_arrays()
-            prepare_target_from_arrays(path, frames, poses, name=name or "Sample dancer", fps=fps,
-                                       source="procedural sample")  # fmt: skip
-        return SAMPLE_TARGET_ID
+        source = _sample_source()
+        title = common_jobs.short_name(name, "Sample dancer")
+        target_id, path = _new_target_dir(title, owner)
+        for item in ("frames.npz", "poses.npz"):
+            shutil.copyfile(source / item, path / item)
+        meta = read_json(source / "target.json")
+        write_json(path / "target.json", {**meta, "name": title, "created": time.time()})
+        return target_id
     if video is None:
         raise InputError("Upload a video of the target person (or pick the sample).")
     from pipelines.common.media import probe_video
 
     video = Path(video)
     info = probe_video(video)
-    target_id = _slug(name or video.stem)
-    path = data_dir() / target_id
-    path.mkdir(parents=True)
+    title = common_jobs.short_name(name or video.stem)
+    target_id, path = _new_target_dir(title, owner)
     shutil.copyfile(video, path / "source.mp4")
     write_json(path / "target.json", {
-        "name": name or video.stem, "source": video.name, "video": "source.mp4", "fps": info.fps,
-        "n_frames": info.n_frames, "frame_shape": [info.height, info.width], "created": time.time(),
+        "name": title, "source": common_jobs.short_name(video.name, "video"), "video": "source.mp4",
+        "fps": info.fps, "n_frames": info.n_frames, "frame_shape": [info.height, info.width], "created": time.time(),
     })  # fmt: skip
     return target_id
+
+
+_last_prune = [0.0]
+
+
+def _prune_targets(every_s: float = 60.0) -> None:
+    """Targets idle past the TTL, then the oldest beyond the disk budget (never a running one)."""
+    if time.monotonic() - _last_prune[0] < every_s:
+        return
+    _last_prune[0] = time.monotonic()
+    slots = common_jobs.training_slots()
+    active = {key.split("/", 1)[1] for key in slots.active_keys() if key.startswith("dance/")}
+    active |= {p.name for p in data_dir().iterdir() if jobs.read_status(p).get("running")}
+    common_jobs.prune_job_folders(data_dir(), slots.policy, active=active)
 
 
 def train_config(preset: str = "fast", *, minutes: float = 10.0, **overrides: Any) -> TrainConfig:
@@ -206,30 +255,74 @@ def train_target(
     minutes: float = 10.0,
     resume: bool = True,
     background: bool = True,
+    owner: str | None = None,
     **overrides: Any,
 ) -> str:
-    """Start (or resume) training a target and return its id at once (``background=True``: a
-    separate process, so it survives the browser closing); ``background=False`` trains here."""
-    if target_id is None:
-        target_id = create_target(video, name=name, sample=sample)
-    path = _target_dir(target_id)
+    """Start (or resume) training a target and return its id at once. ``target_id`` continues one
+    of ``owner``'s targets; otherwise a new target is made from ``video`` or a copy of the sample.
+    ``background=True`` queues a separate process on the machine-wide training slots (it
+    survives the browser closing; it may wait for a free slot: its state says "queued");
+    ``background=False`` trains here and now."""
     config = train_config(preset, minutes=minutes, **overrides)
-    jobs.launch(path, config, resume=resume, background=background)
+    slots = common_jobs.training_slots()
+    if minutes > slots.policy.max_wall_minutes:
+        raise InputError(f"A training session may last at most {slots.policy.max_wall_minutes:g} minutes on this server.")
+    if target_id is None:
+        target_id = create_target(video, name=name, sample=sample, owner=owner)
+    path = _target_dir(target_id, owner)
+    if not background:
+        jobs.launch(path, config, resume=resume, background=False)
+        return target_id
+    key = _slot_key(target_id)
+    if slots.state(key) is not None:
+        raise InputError(f"Target {target_id} is already {'training' if slots.state(key) == 'running' else 'waiting to train'}.")
+    jobs.prepare_launch(path, config, resume=resume)
+
+    def start() -> subprocess.Popen:
+        return jobs.spawn(path)
+
+    def started(pid: int) -> None:
+        jobs.record_pid(path, pid)
+
+    # the time budget, plus time to find poses and render the data, plus a margin
+    wall_s = config.time_budget_min * 60 * 1.25 + 900
+    position = slots.submit(key, owner or "local", start, wall_s=wall_s, on_start=started)
+    if position:
+        jobs.set_queued(path, position)
+    common_jobs.touch(path)
     return target_id
 
 
-def training_status(target_id: str) -> dict[str, Any]:
-    """The job's status (see :class:`~pipelines.dance.trainer.Status`) plus ``preview`` (path or None) and a
-    one-line ``summary`` for the UI."""
-    path = _target_dir(target_id)
+def _status(target_id: str, path: Path) -> dict[str, Any]:
+    """The job's status with the scheduler's view: a job waiting for a slot says where it is in
+    the queue; a queued job the scheduler no longer knows (the app restarted) is interrupted."""
     status = jobs.read_status(path)
+    slots = common_jobs.training_slots()
+    key = _slot_key(target_id)
+    where = slots.state(key)
+    if status.get("state") == "queued" and not status.get("pid"):
+        if where == "queued":
+            status["queue_position"] = slots.position(key)
+        elif where is None:
+            status["state"] = "interrupted"
+    return status
+
+
+def training_status(target_id: str, owner: str | None = None) -> dict[str, Any]:
+    """The job's status (see :class:`~pipelines.dance.trainer.Status`) plus ``preview`` (path or
+    None) and a one-line ``summary`` for the UI."""
+    path = _target_dir(target_id, owner)
+    status = _status(target_id, path)
     preview = path / "job" / "preview.png"
     status["preview"] = str(preview) if preview.exists() else None
     status["target"] = target_id
+    status["name"] = read_json(path / "target.json").get("name", target_id)
     state = status.get("state", "none")
     history = status.get("heldout_l1") or []
-    parts = [f"{state}"]
-    if status.get("max_steps"):
+    parts = [f"{state}" if state != "none" else "not trained yet"]
+    if status.get("queue_position"):
+        parts[0] = f"queued ({status['queue_position']} in line for a training slot)"
+    if status.get("max_steps") and state != "none":
         parts.append(f"step {status.get('step', 0)}")
         parts.append(f"{status.get('elapsed_s', 0) / 60:.1f}/{status.get('budget_s', 0) / 60:.0f} min")
     if status.get("steps_per_s"):
@@ -242,8 +335,20 @@ def training_status(target_id: str) -> dict[str, Any]:
     return status
 
 
-def stop_training(target_id: str) -> None:
-    jobs.request_stop(_target_dir(target_id))
+def stop_training(target_id: str, owner: str | None = None) -> str:
+    """Stop ``owner``'s target's training in whatever state it is; returns what happened, for
+    the user: "dequeued" (it had not started), "stopping" (it checkpoints and ends at its next
+    step), or "not running" (nothing to stop: it is done, stopped, failed or never trained)."""
+    path = _target_dir(target_id, owner)
+    slots = common_jobs.training_slots()
+    if slots.dequeue(_slot_key(target_id)):
+        jobs.mark_stopped(path, "Stopped before it started (it was waiting for a training slot).")
+        return "dequeued"
+    status = jobs.read_status(path)
+    if status.get("state") in jobs.ACTIVE_STATES and (slots.state(_slot_key(target_id)) == "running" or status.get("running")):
+        jobs.request_stop(path)  # honoured while preparing and between steps, after a checkpoint
+        return "stopping"
+    return "not running"
 
 
 # --------------------------------------------------------------------------- transfer
@@ -257,9 +362,12 @@ def transfer(
     side_by_side: bool = False,
     normalize: bool = True,
     progress: ProgressFn | None = None,
+    owner: str | None = None,
 ) -> TransferResult:
     """Make the target perform the source video's motion (or the sample motion); see
     :class:`~pipelines.dance.transfer.DanceTransferPipeline`."""
-    pipe = DanceTransferPipeline.from_dir(_target_dir(target_id))
+    path = _target_dir(target_id, owner)
+    common_jobs.touch(path)
+    pipe = DanceTransferPipeline.from_dir(path)
     motion = sample_motion_arrays() if sample_motion else None
     return pipe(source_video, motion=motion, side_by_side=side_by_side, normalize=normalize, progress=progress)
