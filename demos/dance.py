@@ -175,7 +175,10 @@ def build() -> None:
     )
     with gr.Row():
         # filled when the page loads, with the visitor's own targets: the page config carries none
-        target = gr.Dropdown([], label="Target person", info="Your trained (or training) targets, reusable.", scale=4)
+        # (any id is accepted here: the pipeline answers an unknown or foreign one, and an API
+        # client can name its own targets without loading the page)
+        target = gr.Dropdown([], label="Target person", info="Your trained (or training) targets, reusable.", scale=4,
+                             allow_custom_value=True)  # fmt: skip
         refresh = gr.Button("Refresh list", size="sm", scale=1)
     with gr.Tab("1. Target"):
         with gr.Row():

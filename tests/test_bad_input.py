@@ -439,7 +439,7 @@ def test_dance_target_video_without_person_is_reported(client, ensure_fixtures, 
     deadline = time.monotonic() + 240
     while True:
         summary, _preview = client.predict(target, api_name="/dance_status")
-        if "no person was found" in summary or not any(s in summary for s in ("queued", "preparing", "training")):
+        if "no person was found" in summary or not any(s in summary for s in ("queued", "starting", "preparing", "training")):
             break
         assert time.monotonic() < deadline, summary
         time.sleep(3)

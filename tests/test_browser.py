@@ -217,6 +217,6 @@ def test_dance_tab_starts_training_the_sample(tab_page) -> None:
 
     assert target in [t.id for t in pipeline.list_targets()]
     deadline = time.monotonic() + 120  # the background process saves and exits: nothing keeps running
-    while pipeline.training_status(target).get("state") in ("queued", "preparing", "training"):
+    while pipeline.training_status(target).get("state") in ("queued", "starting", "preparing", "training"):
         assert time.monotonic() < deadline, pipeline.training_status(target)
         time.sleep(2)

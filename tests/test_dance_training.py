@@ -233,7 +233,7 @@ def test_dance_tab_endpoints(app_client, data_dir, one_thread, monkeypatch) -> N
     selected = selected.get("value") if isinstance(selected, dict) else selected  # the target list, updated
     assert time.time() - start < 60 and target_id == selected and target_id.startswith("pat-")  # a copy, named as typed
     assert pipeline.target_info(target_id).name == "Pat"
-    assert any(state in summary for state in ("queued", "preparing", "training"))
+    assert any(state in summary for state in ("queued", "starting", "preparing", "training"))
     job = data_dir / "dance_targets" / target_id
     pid = read_status(job)["pid"]
     assert pid and pid != os.getpid()  # its own process: closing the browser does not stop it
@@ -241,7 +241,7 @@ def test_dance_tab_endpoints(app_client, data_dir, one_thread, monkeypatch) -> N
         launch(job, job_config(job))
     deadline = time.time() + 240
     while read_status(job).get("state") != "training":  # a stop while preparing would end it untrained
-        assert time.time() < deadline and read_status(job).get("state") in ("queued", "preparing"), read_status(job)
+        assert time.time() < deadline and read_status(job).get("state") in ("queued", "starting", "preparing"), read_status(job)
         time.sleep(0.5)
     assert "Stop requested" in app_client.predict(target_id, api_name="/dance_stop")
     while True:

@@ -4,6 +4,7 @@ would, with small budgets so each limit is reached in seconds. See docs/SECURITY
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -189,6 +190,73 @@ def test_upload_cache_stays_within_its_budget(public_app: PublicApp) -> None:
     assert public_app.visitor_uploads() <= budget
     assert peak <= budget + 2 * one  # at most the uploads still being pruned
     assert all((public_app.uploads / name).exists() for name in public_app.app_files)
+
+
+def _training_processes(app: PublicApp) -> int:
+    """Dance training processes of this app (by command line), alive and not zombies."""
+    count = 0
+    for stat in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            cmd = stat.read_bytes().split(b"\0")
+            state = (stat.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"pipelines.dance.jobs" in cmd and any(str(app.data).encode() in c for c in cmd) and state != "Z":
+            count += 1
+    return count
+
+
+def _train(client, name: str, *, target: str | None = None, restart: bool = False) -> tuple:
+    return client.predict(None, target is None, name, "tiny", 1, target is not None, target, restart,
+                          api_name="/dance_train")  # fmt: skip
+
+
+def test_dance_targets_belong_to_their_session(public_app: PublicApp) -> None:
+    """B cannot see, stop, restart, continue or transfer A's target, nor touch the sample; one
+    session's flood of trainings runs at most the cap and queues at most its share."""
+    alice, bob = public_app.client(), public_app.client()
+    target_a, summary, _preview, listed = _train(alice, "Alice")
+    assert target_a.startswith("alice-") and len(target_a.rsplit("-", 1)[1]) == 24
+    assert target_a in str(listed) and re.search(r"starting|preparing|training", summary), summary
+    folder = public_app.data / "dance_targets" / target_a
+    try:
+        for call in (
+            lambda: bob.predict(target_a, api_name="/dance_status"),
+            lambda: bob.predict(target_a, api_name="/dance_stop"),
+            lambda: _train(bob, "", target=target_a, restart=True),
+            lambda: _train(bob, "", target=target_a),
+            lambda: bob.predict(target_a, None, True, True, True, api_name="/dance_transfer"),
+            lambda: _train(bob, "", target=".sample", restart=True),
+            lambda: _train(bob, "", target="sample", restart=True),
+        ):
+            assert "Unknown dance target" in _error_of(call)
+        assert not (folder / "job" / "stop").exists()  # Bob's stop never reached it
+        page = httpx.get(public_app.url + "config", timeout=30).text
+        assert target_a not in page and "Alice" not in page  # the page config lists no targets
+        # Bob's own training: the sample copied into his target; it waits, the machine runs one
+        target_b, summary_b, _p, listed_b = _train(bob, "Bob")
+        assert target_b != target_a and target_a not in str(listed_b) and "queued (1 in line" in summary_b
+        # Alice floods: one more may wait, the rest are refused; never more than one process runs
+        assert "queued" in _train(alice, "Alice 2")[1]
+        flood = [_error_of(lambda i=i: _train(alice, f"Alice {i}")) for i in range(3, 7)]
+        assert all("waiting to start, the most one visitor may queue" in m for m in flood), flood
+        peak = 0
+        for _ in range(20):
+            peak = max(peak, _training_processes(public_app))
+            time.sleep(0.1)
+        assert peak <= 1
+        # Stop answers in every state: queued (removed), running (stops after a checkpoint)
+        assert "removed from the queue" in bob.predict(target_b, api_name="/dance_stop")
+        assert "stopped" in bob.predict(target_b, api_name="/dance_status")[0]
+        assert "Stop requested" in alice.predict(target_a, api_name="/dance_stop")
+        assert (public_app.data / "dance_targets" / ".sample" / "frames.npz").exists()  # the sample, untouched
+    finally:  # leave no training behind for the next tests: stop Alice's (Bob's was dequeued)
+        deadline = time.time() + 120
+        while _training_processes(public_app) and time.time() < deadline:
+            for target in (p.name for p in (public_app.data / "dance_targets").glob("alice*")):
+                with contextlib.suppress(Exception):
+                    alice.predict(target, api_name="/dance_stop")
+            time.sleep(2)
 
 
 def test_kill_9_during_a_video_job_leaves_nothing_partial(public_app: PublicApp, ensure_fixtures, tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from pipelines.dance.trainer import Status, Trainer
 
 log = logging.getLogger("nostalgia.dance")
 
-ACTIVE_STATES = ("queued", "preparing", "training")
+ACTIVE_STATES = ("queued", "starting", "preparing", "training")
 
 
 class StopRequestedError(Exception):
@@ -129,7 +129,7 @@ def _update_status(target_dir: Path, **changes: Any) -> None:
 
 def record_pid(target_dir: Path, pid: int) -> None:
     """The job's process started: its pid makes the status "running" (see :func:`read_status`)."""
-    _update_status(target_dir, pid=pid, messages=[])
+    _update_status(target_dir, pid=pid, state="starting", messages=[])
 
 
 def set_queued(target_dir: Path, position: int) -> None:
