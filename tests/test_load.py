@@ -178,27 +178,27 @@ def _client_loop(url: str, job: Job, index: int, stop_at: float, tally: Tally) -
 
 
 @pytest.mark.load
-def test_model_requested_at_once_is_loaded_once(server) -> None:
+def test_model_requested_at_once_is_loaded_once(server, monkeypatch: pytest.MonkeyPatch) -> None:
     """Several requests that need the same network, arriving together, load it once."""
     from pipelines.common.device import MODELS, cached_network
+    from weights import registry
 
     builds = []
     barrier = threading.Barrier(6)
+    build_module = registry.build_module
 
-    def build():
-        from pipelines.colorization.config import variant
-        from pipelines.colorization.networks import DeOldifyGenerator
-
+    def slow_build(component):
         builds.append(threading.get_ident())
         time.sleep(0.5)  # a slow load, so the others arrive while it runs
-        return DeOldifyGenerator(variant("artistic"))
+        return build_module(component)
 
+    monkeypatch.setattr(registry, "build_module", slow_build)
     MODELS.unload()
     got: list[object] = []
 
     def request() -> None:
         barrier.wait()
-        got.append(cached_network("deoldify/artistic", "generator", build))
+        got.append(cached_network("deoldify/artistic", "generator"))
 
     threads = [threading.Thread(target=request) for _ in range(6)]
     for t in threads:

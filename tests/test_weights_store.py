@@ -283,3 +283,50 @@ def test_loading_never_writes_to_the_cache(weights_dir: Path, server: _Server, c
     assert set(store.load_state_dict(fixture.id)) == set(sd)
     assert _snapshot(weights_dir) == before  # nothing written, nothing converted beside the pickles
     assert not list(weights_dir.rglob("*.safetensors"))
+
+
+def test_cached_network_builds_through_the_registry_with_builder_arguments(weights_dir: Path) -> None:
+    """The registry is the one place a network is built: its builder, called with the component's
+    arguments (data), makes the module that the model cache loads and keeps."""
+    from pipelines.common.device import MODELS, cached_network
+
+    ckpt = registry.register(
+        Checkpoint(
+            id="test/args",
+            family="test",
+            filename="args.pth",
+            description="a linear layer whose sizes are builder arguments",
+            licence="MIT",
+            components=(Component("net", "torch.nn:Linear", (("in_features", 5), ("out_features", 3)), path=()),),
+        )
+    )
+    try:
+        store.write_fixture(ckpt, salt="args")
+        MODELS.unload()
+        net = cached_network("test/args")
+        assert isinstance(net, torch.nn.Linear) and tuple(net.weight.shape) == (3, 5)
+        assert cached_network("test/args", "net") is net  # one cache entry, however the component is named
+        expected = store.load_state_dict("test/args", "net")
+        assert torch.equal(net.weight, expected["weight"])
+    finally:
+        MODELS.unload()
+        registry.unregister("test/args")
+
+
+def test_no_call_site_builds_a_registered_network_itself() -> None:
+    """Call sites name the checkpoint and component only; no builders generated into globals()."""
+    import inspect
+    import re
+
+    from pipelines.common.device import cached_network
+
+    assert list(inspect.signature(cached_network).parameters) == ["checkpoint_id", "component", "device"]
+    root = Path(__file__).resolve().parents[1]
+    offenders = [
+        f"{path.relative_to(root)}:{n}"
+        for folder in ("pipelines", "weights", "demos", "bench")
+        for path in (root / folder).rglob("*.py")
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"globals\(\)\[.*build", line)
+    ]
+    assert not offenders, offenders

@@ -12,6 +12,7 @@ import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -55,14 +56,18 @@ class Component:
 
     ``path`` is the chain of dict keys leading to the state dict (``()`` = the file is the state
     dict). ``alt_paths`` are other nestings the original loader also accepted. ``builder`` is a
-    ``"module:function"`` returning the ``nn.Module`` (random init, no downloads) whose state dict
-    this component loads into with ``strict=True``; fixture mode uses it for the keys and shapes.
+    ``"module:function"`` that, called with ``builder_args`` as keyword arguments (data, so that one
+    builder serves every published variant), returns the ``nn.Module`` (random init, no downloads)
+    whose state dict this component loads into with ``strict=True``. It is the one way a network is
+    built: :func:`build_module` here, the model cache (``pipelines.common.device.cached_network``)
+    and fixture mode all go through it.
     ``file_key_prefix`` is a prefix the *model's* keys carry but the file's keys do not (OpenPose's
     ``model0.`` style names are handled by ``key_map`` instead).
     """
 
     name: str
     builder: str
+    builder_args: tuple[tuple[str, Any], ...] = ()
     path: tuple[str, ...] = ()
     alt_paths: tuple[tuple[str, ...], ...] = ()
     key_map: str = ""  # optional "module:function" mapping file keys -> model keys (and back)
@@ -134,16 +139,18 @@ def resolve(dotted: str) -> Callable:
 
 
 def build_module(component: Component) -> torch.nn.Module:
-    return resolve(component.builder)()
+    """The component's network, freshly built (random weights) by its builder and arguments."""
+    return resolve(component.builder)(**dict(component.builder_args))
 
 
-CATALOG_MODULES = (
-    "weights.catalog.bopbtl",
-    "weights.catalog.deoldify",
-    "weights.catalog.tpsmm",
-    "weights.catalog.edn",
-    "weights.catalog.time_machine",
-)
+def catalog_modules() -> list[str]:
+    """Every module of ``weights/catalog/`` (found on disk, not listed by hand), in the app's tab
+    order: each module says where its family comes with ``TAB_ORDER``; modules without it come last."""
+    import pkgutil
+
+    package = importlib.import_module("weights.catalog")
+    names = [f"weights.catalog.{m.name}" for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_")]
+    return sorted(names, key=lambda name: (getattr(importlib.import_module(name), "TAB_ORDER", 1_000), name))
 
 
 _EXTRA: list[Checkpoint] = []
@@ -162,12 +169,9 @@ def unregister(checkpoint_id: str) -> None:
 
 def all_checkpoints() -> list[Checkpoint]:
     """Every registered checkpoint, in catalogue order (Restore, Colorize, Animate, Dance)."""
-    import importlib.util
-
     found: list[Checkpoint] = []
-    for name in CATALOG_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            found.extend(importlib.import_module(name).CHECKPOINTS)
+    for name in catalog_modules():
+        found.extend(importlib.import_module(name).CHECKPOINTS)
     found.extend(_EXTRA)
     ids = [c.id for c in found]
     dupes = {i for i in ids if ids.count(i) > 1}

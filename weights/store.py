@@ -32,7 +32,7 @@ from weights.registry import Checkpoint, Component
 
 log = logging.getLogger("nostalgia.weights")
 
-ProgressFn = Callable[[int, int | None, str], None]  # (bytes done, total or None, message)
+ByteProgressFn = Callable[[int, int | None, str], None]  # (bytes done, total or None, message)
 _CHUNK = 1 << 20
 
 
@@ -65,7 +65,7 @@ def _converted_path(path: Path, component: str) -> Path:
     return path.with_name(f"{path.name}.{component}.safetensors")
 
 
-def sha256_of(path: Path, progress: ProgressFn | None = None) -> str:
+def sha256_of(path: Path, progress: ByteProgressFn | None = None) -> str:
     digest = hashlib.sha256()
     total = path.stat().st_size
     done = 0
@@ -138,7 +138,7 @@ def status(ckpt: Checkpoint, *, hash_file: bool = False) -> Status:
     return Status("present", "sha256 not checked yet" if ckpt.sha256 else "no published sha256 to check against")
 
 
-def _folder_status(ckpt: Checkpoint, *, hash_file: bool, progress: ProgressFn | None = None) -> Status:
+def _folder_status(ckpt: Checkpoint, *, hash_file: bool, progress: ByteProgressFn | None = None) -> Status:
     """A folder model: every file present with its published size (and sha256 when asked)."""
     folder = checkpoint_dir(ckpt)
     missing = [f.local_path for f in ckpt.files if not (folder / f.local_path).exists()]
@@ -164,7 +164,7 @@ def _folder_status(ckpt: Checkpoint, *, hash_file: bool, progress: ProgressFn | 
     return Status("present", "sha256 not checked yet")
 
 
-def verify(ckpt: Checkpoint, progress: ProgressFn | None = None) -> Status:
+def verify(ckpt: Checkpoint, progress: ByteProgressFn | None = None) -> Status:
     """Hash the file; a mismatch is reported (and the file refused when loading)."""
     path = checkpoint_path(ckpt)
     st = status(ckpt)
@@ -187,7 +187,7 @@ def verify(ckpt: Checkpoint, progress: ProgressFn | None = None) -> Status:
 # --------------------------------------------------------------------------- download
 
 
-def _fetch_url(url: str, dest: Path, progress: ProgressFn | None, timeout: float) -> None:
+def _fetch_url(url: str, dest: Path, progress: ByteProgressFn | None, timeout: float) -> None:
     """Stream ``url`` to ``dest``, resuming a partial ``dest`` with an HTTP Range request."""
     done = dest.stat().st_size if dest.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "nostalgia-studio"})
@@ -220,7 +220,7 @@ def _extract_member(archive: Path, member: str, dest: Path) -> None:
 
 
 def download(
-    ckpt: Checkpoint, progress: ProgressFn | None = None, *, timeout: float = 30.0, force: bool = False
+    ckpt: Checkpoint, progress: ByteProgressFn | None = None, *, timeout: float = 30.0, force: bool = False
 ) -> Path:
     """Fetch a checkpoint into the cache: try each source in turn, resume partial downloads,
     check size and sha256, and move the file into place atomically. Raises
@@ -280,7 +280,7 @@ def download(
     )
 
 
-def _download_folder(ckpt: Checkpoint, progress: ProgressFn | None, *, timeout: float, force: bool) -> Path:
+def _download_folder(ckpt: Checkpoint, progress: ByteProgressFn | None, *, timeout: float, force: bool) -> Path:
     """Fetch every file of a folder model (each checked, resumed and moved into place like a
     single checkpoint); the marker file (``filename``) is written last, so a half-fetched folder
     never looks present. A fixture folder is replaced whole."""

@@ -8,9 +8,12 @@ background predictor. ``build_*`` functions are the registry builders (random in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines.common.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -132,30 +135,25 @@ def config_from_model_params(model_params: dict[str, Any], name: str = "custom",
     )  # fmt: skip
 
 
-# --------------------------------------------------------------------------- registry builders
+# --------------------------------------------------------------------------- registry builder
+
+NETWORKS = ("kp_detector", "dense_motion_network", "inpainting_network", "avd_network", "bg_predictor")
 
 
-def _builder(config: str, component: str):
-    def build():
-        from pipelines.animation import networks
+def build_network(config: str, network: str) -> torch.nn.Module:
+    """One network of a released config (random weights): the registry's builder of every TPSMM
+    component (``weights/catalog/tpsmm.py`` passes ``config`` and ``network`` as data)."""
+    from pipelines.animation import networks
 
-        cfg = CONFIGS[config]
-        if component == "kp_detector":
-            return networks.KPDetector(**cfg.kp_detector_args())
-        if component == "dense_motion_network":
-            return networks.DenseMotionNetwork(**cfg.dense_motion_args())
-        if component == "inpainting_network":
-            return networks.InpaintingNetwork(**cfg.inpainting_args())
-        if component == "avd_network":
-            return networks.AVDNetwork(**cfg.avd_args())
-        if component == "bg_predictor":
-            return networks.BGMotionPredictor()
-        raise KeyError(component)
-
-    build.__name__ = f"build_{config}_{component}"
-    return build
-
-
-for _cfg in CONFIGS:
-    for _comp in ("kp_detector", "dense_motion_network", "inpainting_network", "avd_network", "bg_predictor"):
-        globals()[f"build_{_cfg}_{_comp}"] = _builder(_cfg, _comp)
+    cfg = CONFIGS[config]
+    if network == "kp_detector":
+        return networks.KPDetector(**cfg.kp_detector_args())
+    if network == "dense_motion_network":
+        return networks.DenseMotionNetwork(**cfg.dense_motion_args())
+    if network == "inpainting_network":
+        return networks.InpaintingNetwork(**cfg.inpainting_args())
+    if network == "avd_network":
+        return networks.AVDNetwork(**cfg.avd_args())
+    if network == "bg_predictor":
+        return networks.BGMotionPredictor()
+    raise KeyError(f"unknown TPSMM network {network!r}; one of {', '.join(NETWORKS)}")

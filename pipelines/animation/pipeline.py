@@ -37,9 +37,9 @@ from pipelines.animation.preprocess import resize_like_skimage_0183, to_uint8_li
 from pipelines.common import media
 from pipelines.common.device import cached_network, oom_guard, pick_device
 from pipelines.common.errors import InputError, ModelUnavailableError
+from pipelines.common.progress import ProgressFn
 
 MODES = ("relative", "standard", "avd")
-ProgressFn = Callable[[float, str], None]
 MAX_OUTPUT_SIDE = 1920  # default cap on the long side of the whole-photo video (browser-playable H.264)
 
 
@@ -125,10 +125,9 @@ class TPSMMPipeline:
         """The networks of a released model from the weights cache (loaded once per process)."""
         cfg = get_config(model)
         device = device or pick_device()
-        from pipelines.animation import config as builders
 
         def net(component: str) -> torch.nn.Module:
-            return cached_network(cfg.checkpoint_id, component, getattr(builders, f"build_{cfg.name}_{component}"), device)
+            return cached_network(cfg.checkpoint_id, component, device)
 
         try:
             avd = net("avd_network")

@@ -339,17 +339,6 @@ class DeOldifyGenerator(nn.Module):
 
 
 def build_generator(name: str) -> DeOldifyGenerator:
-    """The generator of a published variant (``artistic``, ``stable``, ``video``), random weights."""
+    """The generator of a published variant (``artistic``, ``stable``, ``video``), random weights
+    (the registry's builder of the three DeOldify files)."""
     return DeOldifyGenerator(variant(name))
-
-
-def build_artistic() -> DeOldifyGenerator:
-    return build_generator("artistic")
-
-
-def build_stable() -> DeOldifyGenerator:
-    return build_generator("stable")
-
-
-def build_video() -> DeOldifyGenerator:
-    return build_generator("video")

@@ -50,8 +50,7 @@ from pipelines.common.media import (
     probe_video,
     write_video,
 )
-
-ProgressFn = Callable[[float, str], None]
+from pipelines.common.progress import ProgressFn
 
 # Render factors the pipeline accepts (the UI offers 7..45; the original accepts any positive one).
 RENDER_FACTOR_LIMITS = (1, 64)
@@ -265,7 +264,7 @@ class Colorizer:
         """
         config = variant(model)
         dev = pick_device(str(device) if device is not None else None)
-        network = cached_network(config.checkpoint_id, "generator", lambda: DeOldifyGenerator(config), dev)
+        network = cached_network(config.checkpoint_id, "generator", dev)
         return cls(network, config, dev, **kwargs)  # type: ignore[arg-type]
 
     def _autocast(self) -> contextlib.AbstractContextManager:

@@ -142,24 +142,24 @@ def gpu(fn: Callable[..., T] | None = None, *, duration: int = 120) -> Callable[
     return wrap(fn) if fn is not None else wrap  # type: ignore[return-value]
 
 
-def cached_network(
-    checkpoint_id: str,
-    component: str | None,
-    build: Callable[[], torch.nn.Module],
-    device: torch.device | None = None,
-) -> torch.nn.Module:
-    """Build ``build()``, load ``checkpoint_id``/``component`` into it (strict), move it to the
-    device in eval mode, once per process. Missing or refused weights become
+def cached_network(checkpoint_id: str, component: str | None = None, device: torch.device | None = None) -> torch.nn.Module:
+    """The network of ``checkpoint_id``/``component``, built by the registry's builder, loaded
+    (strict), moved to the device in eval mode, once per process. Missing or refused weights become
     :class:`ModelUnavailableError` with the registry's instructions."""
+    from weights import registry
     from weights.store import WeightsError, load_into
 
     device = device or pick_device()
-    key = f"{checkpoint_id}:{component or ''}@{device}"
+    try:
+        spec = registry.get(checkpoint_id).component(component)
+    except KeyError as exc:
+        raise ModelUnavailableError(f"No network {component!r} is registered for {checkpoint_id!r}: {exc}") from exc
+    key = f"{checkpoint_id}:{spec.name}@{device}"
 
     def loader() -> torch.nn.Module:
-        module = build()
+        module = registry.build_module(spec)
         try:
-            load_into(module, checkpoint_id, component)
+            load_into(module, checkpoint_id, spec.name)
         except WeightsError as exc:
             raise ModelUnavailableError(str(exc)) from exc
         return module.to(device).eval().requires_grad_(False)

@@ -271,7 +271,7 @@ class HandEstimator:
         from pipelines.common.device import cached_network, pick_device
 
         device = device or pick_device()
-        return cls(cached_network(CHECKPOINT_ID, None, build_hand_pose_model, device), config, device)
+        return cls(cached_network(CHECKPOINT_ID, None, device), config, device)
 
     @torch.no_grad()
     def run_network(self, tensor: np.ndarray) -> np.ndarray:

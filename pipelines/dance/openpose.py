@@ -498,7 +498,7 @@ class BodyEstimator:
         from pipelines.common.device import cached_network, pick_device
 
         device = device or pick_device()
-        return cls(cached_network(CHECKPOINT_ID, None, build_body_pose_model, device), config, device, channels_last=True)
+        return cls(cached_network(CHECKPOINT_ID, None, device), config, device, channels_last=True)
 
     @torch.no_grad()
     def run_network(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,6 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,13 +37,12 @@ import numpy as np
 from pipelines.common import jobs as common_jobs
 from pipelines.common.device import pick_device
 from pipelines.common.errors import InputError
+from pipelines.common.progress import ProgressFn
 from pipelines.dance import jobs
 from pipelines.dance.config import TrainConfig
 from pipelines.dance.files import read_json, write_json
 from pipelines.dance.target import prepare_target_from_arrays
 from pipelines.dance.transfer import DanceTransferPipeline, TransferResult
-
-ProgressFn = Callable[[float, str], None]
 
 #: Model sizes offered in the UI. "paper" is the global stage of the paper (netG global, ngf 64,
 #: 4 downsamplings, 9 blocks, 512x256) and "paper-local" its second stage (LocalEnhancer ngf 32 at

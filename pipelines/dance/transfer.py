@@ -14,7 +14,7 @@ the residual. Frames leave as ``tensor2im``: ``clip((y + 1) / 2 * 255, 0, 255)``
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipelines.common.progress import ProgressFn
 from pipelines.dance.files import read_json
 from pipelines.dance.target import detect_video_poses, load_poses, scaled_face_box
 
 FaceBox = tuple[int, int, int, int]  # (miny, maxy, minx, maxx) in label pixels, as the facetexts files
-ProgressFn = Callable[[float, str], None]
 
 
 def label_to_tensor(label: np.ndarray) -> torch.Tensor:

@@ -10,7 +10,7 @@ memory (``T x 256 x 256`` per face); whole-photo frames are composed on demand.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +24,8 @@ from pipelines.animation.preprocess import resize_like_skimage_0183, to_uint8_li
 from pipelines.common import faces, media
 from pipelines.common.device import oom_guard
 from pipelines.common.errors import InputError
+from pipelines.common.progress import ProgressFn
 from pipelines.nostalgia.config import DRIVING_PRESETS
-
-ProgressFn = Callable[[float, str], None]
 
 
 @dataclass

@@ -19,7 +19,6 @@ safe fallback. Every step's decision, reason and time is recorded in :attr:`Nost
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,11 +27,10 @@ import numpy as np
 
 from pipelines.common import faces, media
 from pipelines.common.errors import InputError
+from pipelines.common.progress import ProgressFn
 from pipelines.nostalgia import analysis
 from pipelines.nostalgia.config import NostalgiaOptions
 from pipelines.nostalgia.motion import FaceMotion, animate_faces, choose_faces, preset_driving_video
-
-ProgressFn = Callable[[float, str], None]
 
 # Share of the progress bar each step takes (the animation dominates on a CPU).
 _SPANS = {"restore": (0.0, 0.35), "colorize": (0.35, 0.5), "animate": (0.5, 0.97)}

@@ -21,7 +21,7 @@ import re
 import shutil
 import time
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,11 +31,11 @@ from PIL import Image, ImageDraw, ImageFont
 from pipelines.common import disk, media
 from pipelines.common.errors import InputError, ModelUnavailableError
 from pipelines.common.limits import LIMITS
+from pipelines.common.progress import ProgressFn
 from pipelines.nostalgia.config import NostalgiaOptions, StoryOptions
 from pipelines.nostalgia.motion import ping_pong
 from pipelines.nostalgia.pipeline import NostalgiaPipeline, NostalgiaResult, Step
 
-ProgressFn = Callable[[float, str], None]
 FONT_PATHS = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/dejavu/DejaVuSans.ttf",

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -30,6 +29,7 @@ from PIL import Image
 from pipelines.common.device import cached_network, oom_guard, pick_device
 from pipelines.common.errors import InputError
 from pipelines.common.media import ImageLike, load_image
+from pipelines.common.progress import ProgressFn
 from pipelines.restoration import faces as face_ops
 from pipelines.restoration import stage1
 from pipelines.restoration.config import (
@@ -41,8 +41,6 @@ from pipelines.restoration.config import (
     GlobalCheckpoints,
     Stage1Config,
 )
-
-ProgressFn = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
@@ -190,10 +188,7 @@ class RestorationPipeline:
     # -- networks
 
     def network(self, checkpoint_id: str) -> torch.nn.Module:
-        from weights import registry
-
-        component = registry.get(checkpoint_id).component(None)
-        return cached_network(checkpoint_id, component.name, lambda: registry.build_module(component), self.device)
+        return cached_network(checkpoint_id, None, self.device)
 
     # -- stages
 

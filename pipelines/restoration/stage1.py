@@ -194,10 +194,8 @@ class ScratchDetector:
 
     @classmethod
     def from_pretrained(cls, device: torch.device | None = None, config: Stage1Config = DEFAULT_CONFIG) -> ScratchDetector:
-        from pipelines.restoration.networks.builders import scratch_detector
-
         device = device or pick_device()
-        return cls(cached_network(DETECTOR_CHECKPOINT, "unet", scratch_detector, device), device, config)
+        return cls(cached_network(DETECTOR_CHECKPOINT, "unet", device), device, config)
 
     def network_input(self, image: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
         """(multiple-of-16 RGB image, rescaled grey tensor the UNet sees)."""
@@ -257,19 +255,12 @@ class GlobalRestorer:
         config: Stage1Config = DEFAULT_CONFIG,
         precision: str = "fp32",
     ) -> GlobalRestorer:
-        from pipelines.restoration.networks import builders
-
         device = device or pick_device()
         ids: GlobalCheckpoints = QUALITY if mode == "quality" else (SCRATCH_HR if hr else SCRATCH)
-        build_mapping = (
-            builders.mapping_quality
-            if mode == "quality"
-            else (builders.mapping_patch_attention if hr else builders.mapping_scratch)
-        )
         return cls(
-            cached_network(ids.vae_a, "generator", builders.vae, device),
-            cached_network(ids.mapping, "mapping", build_mapping, device),
-            cached_network(ids.vae_b, "generator", builders.vae, device),
+            cached_network(ids.vae_a, "generator", device),
+            cached_network(ids.mapping, "mapping", device),
+            cached_network(ids.vae_b, "generator", device),
             mode=mode,
             hr=hr,
             device=device,

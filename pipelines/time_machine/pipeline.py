@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from pipelines.common import jobs
 from pipelines.common.errors import InputError
 from pipelines.common.jobs import _read_json as read_json
 from pipelines.common.jobs import _write_json as write_json
+from pipelines.common.progress import ProgressFn
 from pipelines.time_machine import photos as photo_prep
 from pipelines.time_machine.config import (
     BASE_MODEL_ID,
@@ -47,7 +48,6 @@ from pipelines.time_machine.config import (
 from pipelines.time_machine.eras import get_era
 from pipelines.time_machine.training import LORA_FILE, Status
 
-ProgressFn = Callable[[float, str], None]
 KIND = "tm"
 PREPARED_SIZE = 512  # aligned crops are stored at the largest training resolution
 ACTIVE = ("queued", "preparing", "training")

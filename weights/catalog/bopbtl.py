@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from weights.registry import Checkpoint, Component, Source
 
+TAB_ORDER = 1  # position of this family in listings (the app's tab order)
+
 HOMEPAGE = "https://github.com/microsoft/Bringing-Old-Photos-Back-to-Life"
 LICENCE = "MIT (repository LICENSE, Copyright (c) Microsoft Corporation)"
 _RELEASE = "https://github.com/microsoft/Bringing-Old-Photos-Back-to-Life/releases/download/v1.0"

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from weights.registry import Checkpoint, Component, Source
 
+TAB_ORDER = 2  # position of this family in listings (the app's tab order)
+
 HOMEPAGE = "https://github.com/jantic/DeOldify"
 LICENCE = "MIT (code and weights; see the DeOldify README, section Licence)"
 _ALT = (("model",),)
@@ -20,8 +22,16 @@ _MIRROR = "spensercai/DeOldify"
 _VIDEO_REVISION = "448956a51080c3e5fb29a4e0f3e09457afd94eb0"  # the commit other projects pin for the video file
 
 
-def _generator(builder: str) -> tuple[Component, ...]:
-    return (Component(name="generator", builder=f"pipelines.colorization.networks:{builder}", path=(), alt_paths=_ALT),)
+def _generator(variant: str) -> tuple[Component, ...]:
+    return (
+        Component(
+            name="generator",
+            builder="pipelines.colorization.networks:build_generator",
+            builder_args=(("name", variant),),
+            path=(),
+            alt_paths=_ALT,
+        ),
+    )
 
 
 CHECKPOINTS: list[Checkpoint] = [
@@ -34,7 +44,7 @@ CHECKPOINTS: list[Checkpoint] = [
             "Most vivid colours (about 255 MB, 378 tensors)."
         ),
         licence=LICENCE,
-        components=_generator("build_artistic"),
+        components=_generator("artistic"),
         sources=(
             Source(url="https://data.deepai.org/deoldify/ColorizeArtistic_gen.pth", note="link in the DeOldify README"),
             Source(hf_repo=_MIRROR, hf_file="ColorizeArtistic_gen.pth", note="Hugging Face mirror"),
@@ -59,7 +69,7 @@ CHECKPOINTS: list[Checkpoint] = [
             "Fewer glitches, best for portraits and landscapes (about 874 MB, 754 tensors)."
         ),
         licence=LICENCE,
-        components=_generator("build_stable"),
+        components=_generator("stable"),
         sources=(
             Source(url="https://www.dropbox.com/s/axsd2g85uyixaho/ColorizeStable_gen.pth?dl=1", note="current README link"),
             Source(url="https://www.dropbox.com/s/usf7uifrctqw9rl/ColorizeStable_gen.pth?dl=1", note="older README link"),
@@ -79,7 +89,7 @@ CHECKPOINTS: list[Checkpoint] = [
             "(about 874 MB, 754 tensors)."
         ),
         licence=LICENCE,
-        components=_generator("build_video"),
+        components=_generator("video"),
         sources=(
             Source(url="https://data.deepai.org/deoldify/ColorizeVideo_gen.pth", note="link in the DeOldify README"),
             Source(hf_repo=_MIRROR, hf_file="ColorizeVideo_gen.pth", revision=_VIDEO_REVISION, note="Hugging Face mirror"),

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from weights.registry import Checkpoint, Component, Source
 
+TAB_ORDER = 4  # position of this family in listings (the app's tab order)
+
 CHECKPOINTS: list[Checkpoint] = [
     Checkpoint(
         id="edn/openpose_body",

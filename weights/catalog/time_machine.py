@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from weights.registry import Checkpoint, RepoFile, Source
 
+TAB_ORDER = 5  # position of this family in listings (the app's tab order)
+
 _REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 _REVISION = "451f4fe16113bff5a5d2269ed5ad43b0592e9a14"
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from weights.registry import Checkpoint, Component, Source
 
+TAB_ORDER = 3  # position of this family in listings (the app's tab order)
+
 HOMEPAGE = "https://github.com/yoyo-nb/Thin-Plate-Spline-Motion-Model"
 LICENCE = "MIT (repository LICENSE, Copyright (c) 2021 yoyo-nb); the models were trained on research data sets"
 _NETWORKS = ("kp_detector", "dense_motion_network", "inpainting_network", "avd_network")
@@ -45,7 +47,13 @@ def _checkpoint(name: str, description: str, bg: bool) -> Checkpoint:
         description=description,
         licence=LICENCE,
         components=tuple(
-            Component(name=entry, builder=f"pipelines.animation.config:build_{name}_{entry}", path=(entry,)) for entry in entries
+            Component(
+                name=entry,
+                builder="pipelines.animation.config:build_network",
+                builder_args=(("config", name), ("network", entry)),
+                path=(entry,),
+            )
+            for entry in entries
         ),
         sources=_sources(filename),
         sha256=None,
