@@ -137,3 +137,14 @@ def test_audio_shorter_or_longer_than_the_video_never_drops_frames(tmp_path: Pat
         got, info = media.read_video(out)
         assert len(got) == 10 and info.has_audio
         assert info.duration == pytest.approx(1.0, abs=0.15)
+
+
+def test_read_video_refuses_what_would_not_fit_in_memory(tmp_path, monkeypatch) -> None:
+    """The one reader that holds every frame refuses, before decoding, a video past its memory bound."""
+    import dataclasses
+
+    frames = [np.full((32, 32, 3), i * 20, np.uint8) for i in range(10)]
+    path = media.write_video(frames, tmp_path / "ten.mp4", 10)
+    monkeypatch.setattr(media, "LIMITS", dataclasses.replace(media.LIMITS, max_in_memory_mb=0.02))
+    with pytest.raises(media.InputError, match=r"10 frames of 32x32 need 0.0307 MB in memory for this step; the limit is 0.02 MB"):
+        media.read_video(path)

@@ -31,6 +31,7 @@ class Limits:
     max_video_fps: float = 120.0  # frame rates above this are refused (a 1000 fps file is a frame bomb)
     max_video_frames: int = 3600  # fps x duration: 60 s at 60 fps
     max_decoded_mb: float = 6144.0  # frames x width x height x 3 bytes, the work a video asks for
+    max_in_memory_mb: float = 1024.0  # the same, for the few steps that hold every frame at once
     max_audio_seconds: float = 60.0  # recordings (Story narration), probed before any conversion
     tool_timeout_s: float = 600.0  # every ffmpeg / espeak-ng subprocess
     tool_output_mb: float = 2048.0  # the largest file one ffmpeg / espeak-ng run may write
@@ -45,6 +46,7 @@ class Limits:
             max_video_fps=_env_float("NOSTALGIA_MAX_VIDEO_FPS", cls.max_video_fps),
             max_video_frames=int(_env_float("NOSTALGIA_MAX_VIDEO_FRAMES", cls.max_video_frames)),
             max_decoded_mb=_env_float("NOSTALGIA_MAX_DECODED_MB", cls.max_decoded_mb),
+            max_in_memory_mb=_env_float("NOSTALGIA_MAX_IN_MEMORY_MB", cls.max_in_memory_mb),
             max_audio_seconds=_env_float("NOSTALGIA_MAX_AUDIO_SECONDS", cls.max_audio_seconds),
             tool_timeout_s=_env_float("NOSTALGIA_TOOL_TIMEOUT_S", cls.tool_timeout_s),
             tool_output_mb=_env_float("NOSTALGIA_TOOL_OUTPUT_MB", cls.tool_output_mb),

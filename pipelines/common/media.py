@@ -357,8 +357,16 @@ def iter_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
 
 
 def read_video(path: str | os.PathLike, *, max_seconds: float | None = None) -> tuple[list[np.ndarray], VideoInfo]:
-    """All frames (RGB uint8) and the video's info, after the limit checks."""
+    """All frames (RGB uint8) and the video's info, after the limit checks, for the steps that
+    need every frame at once (prefer :func:`iter_frames`): the decoded frames must also fit
+    ``NOSTALGIA_MAX_IN_MEMORY_MB``."""
     info = probe_video(path, max_seconds=max_seconds)
+    needed_mb = info.n_frames * info.width * info.height * 3 / 1e6
+    if needed_mb > LIMITS.max_in_memory_mb:
+        raise InputError(
+            f"{Path(path).name}: {info.n_frames} frames of {info.width}x{info.height} need {needed_mb:.3g} MB in memory "
+            f"for this step; the limit is {LIMITS.max_in_memory_mb:g} MB. Use a shorter or smaller video."
+        )
     frames = list(iter_frames(path))
     if not frames:
         raise InputError(f"{Path(path).name}: the video has no decodable frames.")
