@@ -56,7 +56,7 @@ def old_photo(width: int, height: int, scratches: bool) -> np.ndarray:
     """The aged astronaut portrait (scikit-image), upscaled, with procedural scratches drawn at full size."""
     import skimage.data
 
-    from demos.restore import age_photo
+    from pipelines.restoration.examples import age_photo
 
     clean = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((width, height), Image.BICUBIC))
     return age_photo(clean, 7, scratches)

@@ -6,14 +6,13 @@ Layout and events only; the work is :class:`pipelines.colorization.pipeline.Colo
 from __future__ import annotations
 
 import time
-import wave
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
-from PIL import Image
 
 from demos.common import cli_name, gpu_event, job, limits_markdown, named_like_cli, progress_reporter, require
+from pipelines.colorization import examples
 from pipelines.colorization.config import (
     DEFAULT_RENDER_FACTOR_IMAGE,
     DEFAULT_RENDER_FACTOR_VIDEO,
@@ -26,12 +25,10 @@ from pipelines.common.device import gpu
 from pipelines.common.errors import InputError
 from pipelines.common.media import (
     load_image,
-    mux_audio,
     new_output_path,
     outputs_root,
     probe_video,
     save_png,
-    write_video,
 )
 
 TITLE = "Colorize"
@@ -51,62 +48,14 @@ RENDER_FACTOR_INFO = (
 # --------------------------------------------------------------------------- offline examples
 
 
-def _old_looking(gray: np.ndarray, seed: int) -> np.ndarray:
-    """A gray photo with a faded, slightly grainy look (the kind DeOldify is made for)."""
-    rng = np.random.default_rng(seed)
-    faded = 30 + gray.astype(np.float32) * 0.8 + rng.normal(0, 4, gray.shape)
-    return np.clip(faded, 0, 255).astype(np.uint8)
-
-
 def example_photos() -> list[Path]:
-    """Gray photos shipped with scikit-image, written once per machine (no downloads)."""
-    import skimage.data
-    from skimage.color import rgb2gray
-
-    folder = outputs_root() / "examples-colorize"
-    folder.mkdir(parents=True, exist_ok=True)
-    specs = [
-        ("camera_man.png", lambda: skimage.data.camera()),
-        ("astronaut_bw.png", lambda: (rgb2gray(skimage.data.astronaut()) * 255).astype(np.uint8)),
-        ("coffee_bw.png", lambda: (rgb2gray(skimage.data.coffee()) * 255).astype(np.uint8)),
-    ]
-    paths = []
-    for i, (name, source) in enumerate(specs):
-        path = folder / name
-        if not path.exists():
-            Image.fromarray(_old_looking(source(), i)).save(path)
-        paths.append(path)
-    return paths
+    """The tab's example photos (made once per machine by :mod:`pipelines.colorization.examples`)."""
+    return examples.example_photos(outputs_root() / "examples-colorize")
 
 
 def example_video() -> Path:
-    """A 2-second gray clip panning across the camera-man photo, with a tone as its audio track."""
-    import skimage.data
-
-    path = outputs_root() / "examples-colorize" / "pan_with_audio.mp4"
-    if path.exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    photo = skimage.data.camera()  # 512x512 gray
-    fps, n, side = 12, 24, 256
-    frames = []
-    for i in range(n):
-        x = int(i * (photo.shape[1] - side) / (n - 1))
-        crop = photo[128 : 128 + side, x : x + side]
-        frames.append(np.repeat(_old_looking(crop, i)[..., None], 3, axis=2))
-    silent = write_video(frames, path.with_name("pan_silent.mp4"), fps)
-    tone = path.with_name("tone.wav")
-    rate = 22050
-    t = np.arange(int(rate * n / fps)) / rate
-    with wave.open(str(tone), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes((0.3 * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16).tobytes())
-    mux_audio(silent, tone, path)
-    silent.unlink(missing_ok=True)
-    tone.unlink(missing_ok=True)
-    return path
+    """The tab's example film (made once per machine by :mod:`pipelines.colorization.examples`)."""
+    return examples.example_video(outputs_root() / "examples-colorize")
 
 
 # --------------------------------------------------------------------------- events

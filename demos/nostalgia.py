@@ -37,8 +37,8 @@ def detected_faces(photo: str | None) -> tuple[list[tuple[np.ndarray, str]], dic
     """Numbered face previews (largest first) and the face-number limits, when a photo is dropped."""
     if not photo:
         return [], gr.update(maximum=None, value=1)
+    from pipelines.animation.crop import fit
     from pipelines.common import faces
-    from pipelines.nostalgia.pipeline import fit
 
     try:
         image = fit(load_image(photo), NostalgiaOptions().max_side)

@@ -9,9 +9,9 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from demos.restore import age_photo
 from pipelines.common.device import MODELS
 from pipelines.common.errors import InputError
+from pipelines.restoration.examples import age_photo
 from pipelines.restoration.pipeline import (
     RestorationPipeline,
     WorkingResolution,

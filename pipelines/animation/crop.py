@@ -12,6 +12,7 @@ extend past the image (the outside is filled by edge replication).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,3 +91,27 @@ def paste(photo: np.ndarray, crop: np.ndarray, square: CropSquare, mask: np.ndar
     blended = patch[py0:py1, px0:px1] * a + region * (1 - a)
     out[y0:y1, x0:x1] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
     return out
+
+
+def fit(image: np.ndarray, max_side: int) -> np.ndarray:
+    """Shrink (never enlarge) so the long side is at most ``max_side``, keeping the aspect ratio."""
+    h, w = image.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale >= 1.0:
+        return image
+    return resize_uint8(image, (max(2, round(w * scale)), max(2, round(h * scale))))
+
+
+def driving_square(frames: Iterable[np.ndarray], n_frames: int = 50, every: int = 5) -> CropSquare | None:
+    """One fixed training-style square around the driving video's face: from every ``every``-th of
+    its first ``n_frames`` frames, the first one with a face (None when none has one)."""
+    from pipelines.common import faces
+
+    for i, frame in enumerate(frames):
+        if i >= n_frames:
+            break
+        if i % every == 0:
+            boxes = faces.detect_faces(frame)
+            if len(boxes):
+                return crop_square(boxes[0])
+    return None

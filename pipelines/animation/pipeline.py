@@ -310,28 +310,6 @@ class AnimateOutput:
     notes: list[str] = field(default_factory=list)
 
 
-def _fit(image: np.ndarray, max_side: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    scale = min(1.0, max_side / max(h, w))
-    if scale >= 1.0:
-        return image
-    return crops.resize_uint8(image, (max(2, round(w * scale)), max(2, round(h * scale))))
-
-
-def _driving_square(video: str | Path, n_frames: int = 50) -> crops.CropSquare | None:
-    """One fixed training-style square for the driving video, from its first frames with a face."""
-    from pipelines.common import faces
-
-    for i, frame in enumerate(media.iter_frames(video)):
-        if i >= n_frames:
-            break
-        if i % 5 == 0:
-            boxes = faces.detect_faces(frame)
-            if len(boxes):
-                return crops.crop_square(boxes[0])
-    return None
-
-
 class _Sequential:
     """``frame_at(i)`` over a stream, for indices asked in increasing order: one decoded frame is
     held, plus (``keep_raw``) the raw frames asked since the last :meth:`take`."""
@@ -396,7 +374,7 @@ def animate(
         raise InputError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
     if driving_video is None or not str(driving_video).strip():
         raise InputError("Please provide a driving video.")
-    photo = _fit(media.load_image(source_image, name="photo"), max_side)
+    photo = crops.fit(media.load_image(source_image, name="photo"), max_side)
     report(0.02, "reading the driving video")
     info = media.probe_video(driving_video)  # every limit checked before any frame is decoded
     n_frames = info.n_frames
@@ -418,7 +396,7 @@ def animate(
         source_crop = crops.extract(photo, square)
     else:
         source_crop = photo
-    drive_square = _driving_square(driving_video) if (cfg.face and crop_driving) else None
+    drive_square = crops.driving_square(media.iter_frames(driving_video)) if (cfg.face and crop_driving) else None
     if cfg.face and crop_driving and drive_square is None:
         notes.append("No face found in the driving video; its whole frames were used.")
 

@@ -21,7 +21,7 @@ from pipelines.animation import crop as crops
 from pipelines.animation.config import get_config
 from pipelines.animation.pipeline import TPSMMPipeline
 from pipelines.animation.preprocess import resize_like_skimage_0183, to_uint8_like_skimage
-from pipelines.common import faces, media
+from pipelines.common import media
 from pipelines.common.device import oom_guard
 from pipelines.common.errors import InputError
 from pipelines.common.progress import ProgressFn
@@ -81,15 +81,6 @@ def preset_driving_video(preset: str, seconds: float, fps: float) -> Path:
     return path
 
 
-def driving_square(frames: Sequence[np.ndarray]) -> crops.CropSquare | None:
-    """One fixed training-style square around the face of the driving video (first frames with a face)."""
-    for i in range(0, min(len(frames), 50), 5):
-        boxes = faces.detect_faces(frames[i])
-        if len(boxes):
-            return crops.crop_square(boxes[0])
-    return None
-
-
 def choose_faces(n_faces: int, face_index: int, all_faces: bool) -> list[int]:
     """Which faces (0-based, largest first) to animate; a specific error when the choice is impossible."""
     if n_faces == 0:
@@ -130,7 +121,7 @@ def animate_faces(
     if not len(driving_frames):
         raise InputError("The driving video has no frames.")
     size = (cfg.img_size, cfg.img_size)
-    square = driving_square(driving_frames) if crop_driving else None
+    square = crops.driving_square(driving_frames) if crop_driving else None
 
     def drive(i: int) -> np.ndarray:
         frame = crops.extract(driving_frames[i], square) if square is not None else driving_frames[i]

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.animation import crop as crops
 from pipelines.common import faces, media
 from pipelines.common.errors import InputError
 from pipelines.common.progress import ProgressFn
@@ -68,7 +69,6 @@ class NostalgiaResult:
 
     def face_thumbnails(self, size: int = 96) -> list[tuple[np.ndarray, str]]:
         """Each detected face (largest first) with its number, for choosing which to animate."""
-        from pipelines.animation import crop as crops
 
         thumbs = []
         for i, box in enumerate(self.face_boxes):
@@ -101,17 +101,6 @@ class NostalgiaResult:
             else:
                 media.save_png(value, path)
         return [p for p, _ in planned]
-
-
-def fit(image: np.ndarray, max_side: int) -> np.ndarray:
-    """Shrink (never enlarge) so the long side is at most ``max_side``, keeping the aspect ratio."""
-    from pipelines.animation import crop as crops
-
-    h, w = image.shape[:2]
-    scale = min(1.0, max_side / max(h, w))
-    if scale >= 1.0:
-        return image
-    return crops.resize_uint8(image, (max(2, round(w * scale)), max(2, round(h * scale))))
 
 
 def _scaled_boxes(boxes: np.ndarray, src_shape: tuple[int, ...], dst_shape: tuple[int, ...]) -> np.ndarray:
@@ -267,7 +256,7 @@ class NostalgiaPipeline:
         refusing the photo, when no face is found."""
         opts = (options or self.options).validated()
         report = progress or (lambda f, m="": None)
-        photo = fit(media.load_image(image, name="photo"), int(opts.max_side))
+        photo = crops.fit(media.load_image(image, name="photo"), int(opts.max_side))
         if min(photo.shape[:2]) < 32:
             raise InputError(
                 f"The photo is too small ({photo.shape[1]}x{photo.shape[0]}); it needs at least 32 px per side."
