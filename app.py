@@ -33,16 +33,25 @@ INTRO = (
 )
 
 
+def tabs_using(ids: Sequence[str]) -> list[str]:
+    """Titles of the tabs whose ``CHECKPOINTS`` include any of ``ids``, in tab order."""
+    wanted = set(ids)
+    return [tab.TITLE for tab in registered_tabs() if wanted & set(getattr(tab, "CHECKPOINTS", ()))]
+
+
 def fixture_banner_html() -> str:
-    """A visible warning while any checkpoint in the cache is a fixture (not the real weights)."""
+    """A visible warning while any checkpoint in the cache is a fixture (not the real weights),
+    naming the tabs whose outputs that affects (from each tab's ``CHECKPOINTS``)."""
     from weights.store import any_fixture_in_use
 
     ids = any_fixture_in_use()
     if not ids:
         return ""
+    tabs = tabs_using(ids)
     return (
         '<div id="fixture-banner" style="background:#b00020;color:white;padding:8px 12px;border-radius:6px;'
-        f'font-weight:600">⚠ {FIXTURE_BANNER} ({len(ids)} fixture checkpoint{"s" if len(ids) != 1 else ""}: '
+        f'font-weight:600">⚠ {FIXTURE_BANNER}' + (f" in {', '.join(tabs)}" if tabs else "")
+        + f" ({len(ids)} fixture checkpoint{'s' if len(ids) != 1 else ''}: "
         f"{', '.join(ids[:6])}{' …' if len(ids) > 6 else ''})</div>"
     )
 

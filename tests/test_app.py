@@ -101,3 +101,16 @@ def test_weights_cli_list_and_unknown_id() -> None:
         [sys.executable, "-m", "weights", "download", "nope/x"], capture_output=True, text=True, cwd=ROOT, timeout=120
     )
     assert bad.returncode == 2 and "unknown checkpoint" in bad.stderr
+
+
+def test_fixture_banner_names_the_tabs_each_tab_declares(weights_dir) -> None:
+    """Each tab's CHECKPOINTS is what the banner reads: a fixture of a DeOldify file names the
+    Colorize tab but not Restore or Animate."""
+    import app as app_module
+    from weights import store
+
+    assert app_module.fixture_banner_html() == ""
+    store.write_fixture(registry.get("deoldify/video"))
+    html = app_module.fixture_banner_html()
+    assert "Colorize" in html and "Restore" not in html and "Animate" not in html
+    assert "Colorize" in app_module.tabs_using(["deoldify/video"])

@@ -273,11 +273,14 @@ class HandEstimator:
         device = device or pick_device()
         return cls(cached_network(CHECKPOINT_ID, None, device), config, device)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def run_network(self, tensor: np.ndarray) -> np.ndarray:
         """(1, 3, H, W) float32 -> (22, h, w) float32 numpy."""
+        from pipelines.common.device import oom_guard
+
         x = torch.from_numpy(np.ascontiguousarray(tensor)).to(self.device)
-        return self.network(x)[0].float().contiguous().cpu().numpy()
+        with oom_guard("Use a video of smaller frames."):
+            return self.network(x)[0].float().contiguous().cpu().numpy()
 
     def __call__(self, crop_bgr: np.ndarray) -> HandResult:
         inputs = network_inputs(np.asarray(crop_bgr), self.config)

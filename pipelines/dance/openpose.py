@@ -500,13 +500,16 @@ class BodyEstimator:
         device = device or pick_device()
         return cls(cached_network(CHECKPOINT_ID, None, device), config, device, channels_last=True)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def run_network(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(B, 3, H, W) float32 -> (PAF (B, 38, h, w), heatmaps (B, 19, h, w)) as float32 numpy."""
+        from pipelines.common.device import oom_guard
+
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        paf, heat = self.network(x)
+        with oom_guard("Use a video of smaller frames, or fewer pose scales."):
+            paf, heat = self.network(x)
         return paf.float().contiguous().cpu().numpy(), heat.float().contiguous().cpu().numpy()
 
     def __call__(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

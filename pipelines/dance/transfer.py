@@ -22,12 +22,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipelines.common.device import oom_guard
 from pipelines.common.progress import ProgressFn
 from pipelines.dance.files import read_json
 from pipelines.dance.target import detect_video_poses, load_poses, scaled_face_box
 
 FaceBox = tuple[int, int, int, int]  # (miny, maxy, minx, maxx) in label pixels, as the facetexts files
 
+
+# What to lower when a frame does not fit in memory (the generation loop runs under oom_guard).
+OOM_HINT = "Choose a smaller model size, or a shorter video."
 
 def label_to_tensor(label: np.ndarray) -> torch.Tensor:
     """RGB uint8 label (H, W, 3) -> 1x3xHxW float in 0..1 (ToTensor; labels are NOT normalised)."""
@@ -225,17 +229,18 @@ class DanceTransferPipeline:
         pairs = [self.label_for(p) for p in poses]
         return [label for label, _ in pairs], [box for _, box in pairs]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def generate(
         self, labels: Sequence[np.ndarray], boxes: Sequence[FaceBox | None], progress: ProgressFn | None = None
     ) -> list[np.ndarray]:
         """Frames in order, each fed back as the previous one."""
         out = []
         tensors = (label_to_tensor(lab).to(self.device) for lab in labels)
-        for t, step in enumerate(generate_sequence(self.netG, self.faceG, tensors, list(boxes))):
-            out.append(tensor_to_uint8(step.frame))
-            if progress and (t % 5 == 0 or t == len(labels) - 1):
-                progress(0.3 + 0.65 * (t + 1) / len(labels), f"generating frame {t + 1}/{len(labels)}")
+        with oom_guard(OOM_HINT):
+            for t, step in enumerate(generate_sequence(self.netG, self.faceG, tensors, list(boxes))):
+                out.append(tensor_to_uint8(step.frame))
+                if progress and (t % 5 == 0 or t == len(labels) - 1):
+                    progress(0.3 + 0.65 * (t + 1) / len(labels), f"generating frame {t + 1}/{len(labels)}")
         return out
 
     def __call__(
@@ -288,7 +293,7 @@ class DanceTransferPipeline:
                     yield label_to_tensor(label).to(self.device)
 
             sources = source_frames() if side_by_side else None
-            with torch.no_grad():
+            with torch.inference_mode(), oom_guard(OOM_HINT):
                 for t, step in enumerate(generate_sequence(self.netG, self.faceG, label_tensors(), _Lookup(boxes))):
                     frame = tensor_to_uint8(step.frame)
                     label = shown.pop(0)
