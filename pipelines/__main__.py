@@ -236,16 +236,26 @@ TASKS: dict[str, Task] = {
 
 
 def _add_nostalgia_options(p: argparse.ArgumentParser) -> None:
+    from pipelines.nostalgia.config import CHOICES, NostalgiaOptions
+
+    opts = NostalgiaOptions()
     p.add_argument("--no-restore", action="store_true", help="skip the restoration step")
-    p.add_argument("--scratches", choices=("auto", "yes", "no"), default="auto", help="scratch repair")
-    p.add_argument("--colorize", choices=("auto", "yes", "no"), default="auto", help="colorization")
+    p.add_argument("--scratches", choices=CHOICES, default=opts.scratches, help="scratch repair")
+    p.add_argument("--colorize", choices=CHOICES, default=opts.colorize, help="colorization")
     p.add_argument("--no-animate", action="store_true", help="skip the animation step")
     p.add_argument("--all-faces", action="store_true", help="animate every face in one video")
-    p.add_argument("--max-side", type=int, default=1280, help="long side the chain works at (pixels)")
+    p.add_argument("--max-side", type=int, default=opts.max_side, help="long side the chain works at (pixels)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipelines.nostalgia.config import DEFAULT_PRESET, DRIVING_PRESETS
+    """Model names, choices and defaults come from the configs (``NostalgiaOptions``,
+    ``StoryOptions``, DeOldify's ``VARIANTS``, TPSMM's ``CONFIGS`` and ``MODES``), not from here."""
+    from pipelines.animation.config import CONFIGS
+    from pipelines.animation.pipeline import MODES
+    from pipelines.colorization.config import DEFAULT_RENDER_FACTOR_IMAGE, DEFAULT_RENDER_FACTOR_VIDEO, VARIANTS
+    from pipelines.nostalgia.config import DRIVING_PRESETS, VOICES, NostalgiaOptions, StoryOptions
+
+    chain, story = NostalgiaOptions(), StoryOptions()
 
     parser = argparse.ArgumentParser(
         prog="python -m pipelines",
@@ -269,24 +279,25 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--hr", action="store_true", help="high-resolution mode (512 px faces)")
             p.add_argument("--no-faces", action="store_true", help="do not enhance faces")
         if task.name in ("colorize", "nostalgia", "story"):
-            default_model = None if task.name == "colorize" else "artistic"
-            p.add_argument("--model", choices=("artistic", "stable", "video"), default=default_model,
+            default_model = None if task.name == "colorize" else chain.colorize_model
+            p.add_argument("--model", choices=tuple(VARIANTS), default=default_model,
                            help="DeOldify generator (colorize: artistic for photos, video for videos)")  # fmt: skip
-            default_rf = None if task.name == "colorize" else 35
+            default_rf = None if task.name == "colorize" else chain.render_factor
             p.add_argument("--render-factor", type=int, default=default_rf,
-                           help="DeOldify render factor 7..45 (colorize: 35 for photos, 21 for videos)")  # fmt: skip
+                           help=f"DeOldify render factor (colorize: {DEFAULT_RENDER_FACTOR_IMAGE} for photos, "
+                                f"{DEFAULT_RENDER_FACTOR_VIDEO} for videos)")  # fmt: skip
         if task.name == "colorize":
             p.add_argument("--no-post-process", action="store_true", help="keep the network's raw colours")
         if task.name in ("animate", "nostalgia", "story"):
             p.add_argument("--driving", help="driving video (default: the offline preset motion)")
-            p.add_argument("--preset", choices=tuple(DRIVING_PRESETS), default=DEFAULT_PRESET,
+            p.add_argument("--preset", choices=tuple(DRIVING_PRESETS), default=chain.preset,
                            help="offline driving motion when no --driving is given")  # fmt: skip
-            p.add_argument("--motion-seconds", type=float, default=3.0, help="length of the preset motion")
-            p.add_argument("--motion-fps", type=float, default=25.0, help="fps of the preset motion")
-            p.add_argument("--face", type=int, default=1, help="face to animate, 1 = largest")
+            p.add_argument("--motion-seconds", type=float, default=chain.motion_seconds, help="length of the preset motion")
+            p.add_argument("--motion-fps", type=float, default=chain.motion_fps, help="fps of the preset motion")
+            p.add_argument("--face", type=int, default=chain.face_index + 1, help="face to animate, 1 = largest")
         if task.name == "animate":
-            p.add_argument("--model", choices=("vox", "taichi", "ted", "mgif"), default="vox", help="TPSMM model")
-            p.add_argument("--mode", choices=("relative", "standard", "avd"), default="relative")
+            p.add_argument("--model", choices=tuple(CONFIGS), default=chain.animation_model, help="TPSMM model")
+            p.add_argument("--mode", choices=MODES, default=chain.animation_mode)
             p.add_argument("--best-frame", action="store_true", help="start from the best-matching driving frame")
         if task.name in ("animate", "dance"):
             p.add_argument("--side-by-side", action="store_true", help="also write a (driving | result) video")
@@ -300,8 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
             text.add_argument("--text", help="the story's text (captions and narration)")
             text.add_argument("--text-file", help="read the text from this UTF-8 file")
             p.add_argument("--recording", help="your own narration (any audio file) instead of a synthetic voice")
-            p.add_argument("--voice", choices=("auto", "espeak", "neural", "recording"), default="auto")
-            p.add_argument("--language", default="en", help="espeak-ng voice, e.g. en, de, fr, pl")
+            p.add_argument("--voice", choices=VOICES, default=story.voice)
+            p.add_argument("--language", default=story.language, help="espeak-ng voice, e.g. en, de, fr, pl")
             p.add_argument("--no-captions", action="store_true", help="do not burn the text into the video")
     return parser
 

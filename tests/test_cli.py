@@ -130,3 +130,26 @@ def test_story_command_writes_a_narrated_video(tmp_path: Path) -> None:
     assert main(args) == 0
     video = out / "wall.story.mp4"
     assert video_streams(video) == {"video": "h264", "audio": "aac"} and probe_video(video).duration > 0.3
+
+
+def test_parser_takes_model_names_and_defaults_from_the_configs() -> None:
+    """One owner for each default: the parser reads NostalgiaOptions, StoryOptions and the model tables."""
+    from pipelines.__main__ import build_parser
+    from pipelines.animation.config import CONFIGS
+    from pipelines.animation.pipeline import MODES
+    from pipelines.colorization.config import VARIANTS
+    from pipelines.nostalgia.config import NostalgiaOptions, StoryOptions
+
+    parser = build_parser()
+    chain, story = NostalgiaOptions(), StoryOptions()
+    args = parser.parse_args(["story", "x.png", "-o", "out"])
+    assert (args.scratches, args.colorize, args.max_side) == (chain.scratches, chain.colorize, chain.max_side)
+    assert (args.model, args.render_factor, args.preset) == (chain.colorize_model, chain.render_factor, chain.preset)
+    assert (args.motion_seconds, args.motion_fps, args.face) == (chain.motion_seconds, chain.motion_fps, chain.face_index + 1)
+    assert (args.voice, args.language) == (story.voice, story.language)
+    animate = parser.parse_args(["animate", "x.png", "-o", "out"])
+    assert (animate.model, animate.mode) == (chain.animation_model, chain.animation_mode)
+    actions = {a.dest: a for a in parser._subparsers._group_actions[0].choices["animate"]._actions}
+    assert tuple(actions["model"].choices) == tuple(CONFIGS) and tuple(actions["mode"].choices) == tuple(MODES)
+    actions = {a.dest: a for a in parser._subparsers._group_actions[0].choices["colorize"]._actions}
+    assert tuple(actions["model"].choices) == tuple(VARIANTS)

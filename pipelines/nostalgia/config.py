@@ -84,6 +84,9 @@ class NostalgiaOptions:
         return replace(self, **changes)
 
 
+VOICES = ("auto", "espeak", "neural", "recording")  # the narration sources StoryOptions.voice accepts
+
+
 @dataclass(frozen=True)
 class StoryOptions:
     """The narrated video: ``voice`` is ``auto`` (the recording if given, else a neural voice when its
@@ -99,8 +102,8 @@ class StoryOptions:
     max_chars: int = 2000
 
     def validated(self) -> StoryOptions:
-        if self.voice not in ("auto", "espeak", "neural", "recording"):
-            raise InputError(f"Unknown voice {self.voice!r}; choose auto, espeak, neural or recording.")
+        if self.voice not in VOICES:
+            raise InputError(f"Unknown voice {self.voice!r}; choose {', '.join(VOICES[:-1])} or {VOICES[-1]}.")
         if not 80 <= int(self.words_per_minute) <= 450:
             raise InputError(f"words_per_minute must be between 80 and 450; got {self.words_per_minute}.")
         if not 5.0 <= float(self.fps) <= 60.0:
