@@ -347,6 +347,41 @@ def test_continuing_a_target_gets_a_new_budget_and_ends_with_the_face_stage(data
     assert second.face_stage()
 
 
+def test_heldout_quality_is_measured_after_each_stage(data_dir, one_thread, sample_target, tmp_path, monkeypatch) -> None:
+    """SSIM (always) and LPIPS (when its weights load) of the held-out frames regenerated from their
+    own poses, after the body stage and after the face stage, in the status and the messages."""
+    from pipelines.common.lpips import LPIPS
+    from pipelines.common.quality import ssim
+    from pipelines.dance import trainer as trainer_module
+
+    monkeypatch.setenv("NOSTALGIA_WEIGHTS_DIR", str(tmp_path / "no-weights"))
+    path = _tiny_target(data_dir, sample_target, n=10)
+    config = TrainConfig(**{**TINY, "width": 64, "height": 32, "face_fraction": 0.5, "max_steps": 2,
+                            "eval_every": 100, "preview_every": 100})  # fmt: skip
+    trainer = Trainer(path, config, target_training_data(path, config))
+    status = trainer.run()
+    assert [(q["step"], q["stage"]) for q in status.quality] == [(1, "global"), (2, "face")]
+    for q in status.quality:
+        assert 0 < q["ssim"] <= 1 and q["lpips"] is None and q["frames"] == len(trainer.holdout_idx)
+        assert q["lpips_note"].startswith("LPIPS unavailable: weights not present")
+    frames = trainer.generate(trainer.holdout_idx)
+    real = [trainer._to_device(np.asarray([i]))[1] for i in trainer.holdout_idx]
+    expected = np.mean([float(ssim((g.clamp(-1, 1) + 1) / 2, (r + 1) / 2)) for g, r in zip(frames, real, strict=True)])
+    assert status.quality[-1]["ssim"] == pytest.approx(expected, rel=1e-6)
+    assert any(m.startswith("Quality after the face stage (step 2): SSIM") for m in status.messages)
+    assert json.loads((path / "model" / "generator.json").read_text())["quality"]["stage"] == "face"
+    # with LPIPS weights the figure is there too (a random AlexNet here: the wiring, not the value)
+    def random_lpips(net: str, device: torch.device) -> tuple[LPIPS, str]:
+        model = LPIPS(net)
+        for weight in model.lins.parameters():
+            weight.data.abs_()  # LPIPS weights are non-negative
+        return model, "test weights"
+
+    monkeypatch.setattr(trainer_module, "load_lpips", random_lpips)
+    more = Trainer(path, TrainConfig(**{**config.__dict__, "max_steps": 3, "face": False}), target_training_data(path, config)).run()
+    assert more.quality[-1]["step"] == 3 and more.quality[-1]["lpips"] > 0 and more.quality[-1]["lpips_note"] == "test weights"
+
+
 def test_learning_rate_is_constant_then_decays_linearly_in_each_phase(data_dir, sample_target) -> None:
     path = _tiny_target(data_dir, sample_target, n=10)
     config = TrainConfig(**{**TINY, "width": 64, "height": 32, "max_steps": 100, "face_fraction": 0.2, "lr": 1e-3})

@@ -52,6 +52,7 @@ class TrainConfig:
     eval_every: int = 100
     holdout_fraction: float = 0.1
     holdout_min: int = 2
+    lpips_net: str = "alex"  # LPIPS backbone of the held-out quality figure: alex | vgg (if its weights are cached)
     amp: bool = True  # autocast on CUDA only
     seed: int = 0
     device: str | None = None

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.common.errors import InputError
+from pipelines.dance import distributed
 from pipelines.dance.config import TrainConfig, check_resumable
 from pipelines.dance.files import read_json, write_json
 from pipelines.dance.target import prepare_target_from_video, target_training_data
@@ -50,7 +51,9 @@ def job_config(target_dir: Path) -> TrainConfig:
 
 
 def run_job(target_dir: Path) -> Status:
-    """Prepare the data if needed and train; every outcome ends up in ``job/status.json``."""
+    """Prepare the data if needed and train; every outcome ends up in ``job/status.json``.
+    Under torchrun (several processes) rank 0 prepares the data while the others wait, then all
+    train together (:mod:`pipelines.dance.distributed`)."""
     target_dir = Path(target_dir)
     job_dir = target_dir / "job"
     job_dir.mkdir(parents=True, exist_ok=True)
@@ -64,13 +67,18 @@ def run_job(target_dir: Path) -> Status:
         prev.update(state="preparing", progress=0.0, messages=[message], pid=os.getpid(), updated=time.time())
         write_json(status_path, prev)
 
+    world, device = distributed.setup(config.device)
     try:
-        meta = read_json(target_dir / "target.json")
-        if not (target_dir / "poses.npz").exists():
-            video = target_dir / meta.get("video", "source.mp4")
-            prepare_target_from_video(target_dir, video, preparing)
-        data = target_training_data(target_dir, config, preparing)
-        trainer = Trainer(target_dir, config, data)
+        if world.is_main:
+            meta = read_json(target_dir / "target.json")
+            if not (target_dir / "poses.npz").exists():
+                video = target_dir / meta.get("video", "source.mp4")
+                prepare_target_from_video(target_dir, video, preparing)
+            data = target_training_data(target_dir, config, preparing)
+        distributed.barrier(world)
+        if not world.is_main:
+            data = target_training_data(target_dir, config)  # rank 0 has cached it
+        trainer = Trainer(target_dir, config, data, world, device)
         return trainer.run()
     except StopRequestedError:
         prev = read_json(status_path)
@@ -78,12 +86,16 @@ def run_job(target_dir: Path) -> Status:
         write_json(status_path, prev)
         return Status(**{k: v for k, v in prev.items() if k in Status.__dataclass_fields__})
     except Exception as exc:  # the job must leave its reason on disk for the UI
+        if not world.is_main:
+            raise
         prev = read_json(status_path)
         user = isinstance(exc, InputError) or type(exc).__name__ in ("ModelUnavailableError", "OutOfMemoryError")
         prev.update(state="failed", error=str(exc) if user else f"{type(exc).__name__}: {exc}", updated=time.time())
         write_json(status_path, prev)
         (job_dir / "log.txt").open("a").write(traceback.format_exc())
         raise
+    finally:
+        distributed.teardown(world)
 
 
 def prepare_launch(target_dir: Path, config: TrainConfig, *, resume: bool = True) -> None:

@@ -327,10 +327,26 @@ def training_status(target_id: str, owner: str | None = None) -> dict[str, Any]:
         parts.append(f"{status['steps_per_s']:.2f} steps/s")
     if history:
         parts.append(f"held-out L1 {history[0][1]:.3f} -> {history[-1][1]:.3f}")
+    if status.get("quality"):
+        parts.append(quality_summary(status["quality"]))
     if status.get("error"):
         parts.append(f"error: {status['error']}")
     status["summary"] = " | ".join(parts)
     return status
+
+
+def quality_summary(entries: list[dict[str, Any]]) -> str:
+    """The latest held-out figures of each stage, e.g. ``held-out SSIM/LPIPS: global 0.412/0.301,
+    face 0.420/0.296``; when LPIPS could not be measured, the reason once."""
+    latest: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        latest[entry["stage"]] = entry  # later entries (a continued session) replace earlier ones
+    figures = []
+    for stage, q in latest.items():
+        lpips = f"{q['lpips']:.3f}" if q.get("lpips") is not None else "n/a"
+        figures.append(f"{stage} {q['ssim']:.3f}/{lpips} (step {q['step']})")
+    notes = {q.get("lpips_note") for q in latest.values()} - {"", None}
+    return f"held-out SSIM/LPIPS: {', '.join(figures)}" + "".join(f" [{n}]" for n in sorted(notes))
 
 
 def stop_training(target_id: str, owner: str | None = None) -> str:

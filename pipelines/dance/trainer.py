@@ -39,9 +39,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from pipelines.common.device import pick_device
-from pipelines.dance import losses
+from pipelines.common.lpips import load_lpips
+from pipelines.common.quality import measure
+from pipelines.dance import distributed, losses
 from pipelines.dance.config import TrainConfig, check_resumable
 from pipelines.dance.files import write_json
 from pipelines.dance.networks import MultiscaleDiscriminator, NLayerDiscriminator, batch_norm, init_weights
@@ -65,6 +68,8 @@ class Status:
     progress: float = 0.0
     losses: dict[str, float] = field(default_factory=dict)
     heldout_l1: list[list[float]] = field(default_factory=list)  # [[step, l1], ...]
+    quality: list[dict[str, Any]] = field(default_factory=list)  # after each stage: step, stage, ssim, lpips, ...
+    world_size: int = 1  # training processes (torchrun)
     messages: list[str] = field(default_factory=list)
     error: str = ""
     pid: int | None = None
@@ -72,19 +77,57 @@ class Status:
     updated: float = 0.0
 
 
+def crop_faces(x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Stack each sample's face crop (all boxes have the same side)."""
+    return torch.stack([x[i, :, b[0] : b[1], b[2] : b[3]] for i, b in enumerate(boxes.tolist())])
+
+
+def paste_faces(x: torch.Tensor, boxes: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """``x`` with each sample's face box plus its residual."""
+    out = x.clone()
+    for i, b in enumerate(boxes.tolist()):
+        out[i, :, b[0] : b[1], b[2] : b[3]] = x[i, :, b[0] : b[1], b[2] : b[3]] + residual[i]
+    return out
+
+
+class TemporalPair(nn.Module):
+    """The generator step of the original loop as one module: ``I0 = G(l0, 0)``, ``I1 = G(l1, I0)``,
+    each with the face residual in the face stage (``boxes`` given). One forward per optimisation
+    step is what DistributedDataParallel supports; a module calling itself on its own output
+    within one step is not."""
+
+    def __init__(self, netG: nn.Module, faceG: nn.Module | None) -> None:  # noqa: N803 - the original names
+        super().__init__()
+        self.netG = netG
+        self.faceG = faceG
+
+    def _frame(self, label: torch.Tensor, previous: torch.Tensor, boxes: torch.Tensor | None) -> torch.Tensor:
+        frame = self.netG(torch.cat((label, previous), 1))
+        if boxes is not None:
+            frame = paste_faces(frame, boxes, self.faceG(torch.cat((crop_faces(label, boxes), crop_faces(frame, boxes)), 1)))
+        return frame
+
+    def forward(self, l0: torch.Tensor, l1: torch.Tensor, boxes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        i0 = self._frame(l0, torch.zeros_like(l0), boxes)
+        return i0, self._frame(l1, i0, boxes)
+
+
 class Trainer:
     """One run on one target: builds the networks, resumes from ``job/checkpoint.pt`` if present,
     and trains until the step count or the time budget is reached or a stop is requested."""
 
-    def __init__(self, target_dir: Path, config: TrainConfig, data: TargetData):
+    def __init__(self, target_dir: Path, config: TrainConfig, data: TargetData,
+                 world: distributed.World | None = None, device: torch.device | None = None):  # fmt: skip
         config.validate()
+        self.world = world or distributed.World()
+        distributed.check_batch(config.batch_size, self.world)
         self.target_dir = target_dir
         self.job_dir = target_dir / "job"
         self.model_dir = target_dir / "model"
         self.job_dir.mkdir(parents=True, exist_ok=True)
         self.model_dir.mkdir(parents=True, exist_ok=True)
         self.config = config
-        self.device = pick_device(config.device)
+        self.device = device or pick_device(config.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed frame size: let cuDNN pick the fastest kernels
         if config.threads:
@@ -121,6 +164,13 @@ class Trainer:
         self.vgg, vgg_message = losses.load_vgg19(self.device) if config.use_vgg else (None, "VGG19 perceptual loss OFF (disabled).")
         self.use_l1 = config.use_l1 if config.use_l1 is not None else self.vgg is None
         self.messages = [vgg_message]
+        self.lpips, self.lpips_note = None, ""
+        if self.world.is_main:  # only rank 0 evaluates
+            self.lpips, self.lpips_note = load_lpips(config.lpips_net, self.device)
+            self.messages.append(f"Held-out quality: SSIM, {self.lpips_note or 'LPIPS ' + config.lpips_net}.")
+        if self.world.distributed:
+            self.messages.append(f"{self.world.size} training processes (DistributedDataParallel), "
+                                 f"{config.batch_size // self.world.size} pairs each per step.")  # fmt: skip
         if self.use_l1:
             self.messages.append(f"L1 reconstruction term ON (the original --use_l1, weight {config.lambda_l1:g}).")
         if config.face and not self.has_faces:
@@ -135,8 +185,10 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0
         self.status = Status(max_steps=config.max_steps, budget_s=config.time_budget_min * 60, device=str(self.device),
-                             pid=os.getpid(), messages=list(self.messages))  # fmt: skip
+                             pid=os.getpid(), messages=list(self.messages), world_size=self.world.size)  # fmt: skip
         self.face_trained = False  # the face GAN has had at least one step (then transfer uses it)
+        self._wrapped: dict[tuple[int, tuple[bool, ...]], torch.nn.Module] = {}
+        self.pair = TemporalPair(self.netG, self.faceG)
         if (self.job_dir / "checkpoint.pt").exists():
             self._load_checkpoint()
         # The budget is per session: continuing a target trains for another time_budget_min, and
@@ -155,25 +207,27 @@ class Trainer:
 
     def _sample_pairs(self) -> tuple[torch.Tensor, ...]:
         t = self.rng.choice(self.pairs, size=self.config.batch_size, replace=len(self.pairs) < self.config.batch_size)
+        t = distributed.shard(t, self.world)  # every process draws the global batch, trains on its slice
         l0, i0 = self._to_device(t)
         l1, i1 = self._to_device(t + 1)
         return l0, l1, i0, i1, torch.from_numpy(self.data.boxes[t])
+
+    def _training(self, net: torch.nn.Module) -> torch.nn.Module:
+        """``net`` as the optimisation step calls it: under DDP with several processes. DDP
+        reduces the parameters that required grad when it was built, so a wrapper is built per
+        set of trainable parameters (the face stage freezes G; ``niter_fix_global`` part of it)."""
+        if not self.world.distributed:
+            return net
+        trainable = tuple(p.requires_grad for p in net.parameters())
+        key = (id(net), trainable)
+        if key not in self._wrapped:
+            self._wrapped[key] = distributed.wrap(net, self.world, self.device)
+        return self._wrapped[key]
 
     def _autocast(self):
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast("cuda", dtype=self.amp_dtype)
-
-    @staticmethod
-    def _crop(x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        """Stack each sample's face crop (all boxes have the same side)."""
-        return torch.stack([x[i, :, b[0] : b[1], b[2] : b[3]] for i, b in enumerate(boxes.tolist())])
-
-    def _paste(self, x: torch.Tensor, boxes: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        out = x.clone()
-        for i, b in enumerate(boxes.tolist()):
-            out[i, :, b[0] : b[1], b[2] : b[3]] = x[i, :, b[0] : b[1], b[2] : b[3]] + residual[i]
-        return out
 
     # ---------------------------------------------------------------- one step
 
@@ -220,20 +274,20 @@ class Trainer:
         self.netG.requires_grad_(not face)
         if not face and cfg.netG == "local" and self.step < cfg.niter_fix_global:
             self.netG.model.requires_grad_(False)  # --niter_fix_global: only the enhancer learns at first
+        if self.faceG is not None:
+            self.faceG.requires_grad_(face)
+        generate_pair, net_d = self._training(self.pair), self._training(self.netD)
+        face_d = self._training(self.faceD) if face else None
         with self._autocast():
             zeros = torch.zeros_like(r0)
-            I0 = self.netG(torch.cat((l0, zeros), 1))
+            I0, I1 = generate_pair(l0, l1, boxes if face else None)
             if face:
-                fl0, fl1 = self._crop(l0, boxes), self._crop(l1, boxes)
-                I0 = self._paste(I0, boxes, self.faceG(torch.cat((fl0, self._crop(I0, boxes)), 1)))
-            I1 = self.netG(torch.cat((l1, I0), 1))
-            if face:
-                I1 = self._paste(I1, boxes, self.faceG(torch.cat((fl1, self._crop(I1, boxes)), 1)))
+                fl0, fl1 = crop_faces(l0, boxes), crop_faces(l1, boxes)
 
             # generator losses
-            pred_fake = self.netD(torch.cat((l0, l1, I0, I1), 1))
+            pred_fake = net_d(torch.cat((l0, l1, I0, I1), 1))
             with torch.no_grad():
-                pred_real = self.netD(torch.cat((l0, l1, r0, r1), 1))
+                pred_real = net_d(torch.cat((l0, l1, r0, r1), 1))
             loss_gan = losses.lsgan_loss(pred_fake, True)
             loss_feat = losses.feature_matching_loss(pred_fake, pred_real, cfg.n_layers_D, cfg.lambda_feat)
             loss_vgg = zeros.new_zeros((), dtype=torch.float32)
@@ -244,9 +298,9 @@ class Trainer:
             loss_l1 = F.l1_loss(I1.float(), r1) * cfg.lambda_l1 if self.use_l1 else loss_vgg.new_zeros(())
             loss_gface = loss_vgg.new_zeros(())
             if face:
-                ff0, ff1, rf0, rf1 = self._crop(I0, boxes), self._crop(I1, boxes), self._crop(r0, boxes), self._crop(r1, boxes)
-                loss_gface = 0.5 * losses.lsgan_loss(self.faceD(torch.cat((fl0, ff0), 1)), True)
-                loss_gface = loss_gface + 0.5 * losses.lsgan_loss(self.faceD(torch.cat((fl1, ff1), 1)), True)
+                ff0, ff1, rf0, rf1 = crop_faces(I0, boxes), crop_faces(I1, boxes), crop_faces(r0, boxes), crop_faces(r1, boxes)
+                loss_gface = 0.5 * losses.lsgan_loss(face_d(torch.cat((fl0, ff0), 1)), True)
+                loss_gface = loss_gface + 0.5 * losses.lsgan_loss(face_d(torch.cat((fl1, ff1), 1)), True)
                 if self.vgg is not None:
                     loss_vgg = loss_vgg + 0.5 * (self.vgg(ff0, rf0) + self.vgg(ff1, rf1)) * cfg.lambda_feat
                 if self.use_l1:
@@ -260,14 +314,14 @@ class Trainer:
 
         # discriminator losses (fakes detached)
         with self._autocast():
-            pred_fake = self.netD(torch.cat((l0, l1, I0.detach(), I1.detach()), 1))
-            pred_real = self.netD(torch.cat((l0, l1, r0, r1), 1))
+            pred_fake = net_d(torch.cat((l0, l1, I0.detach(), I1.detach()), 1))
+            pred_real = net_d(torch.cat((l0, l1, r0, r1), 1))
             loss_d = 0.5 * (losses.lsgan_loss(pred_fake, False) + losses.lsgan_loss(pred_real, True))
             if face:
                 d_face = 0.0
                 for fl, ff, rf in ((fl0, ff0, rf0), (fl1, ff1, rf1)):
-                    d_face = d_face + 0.5 * losses.lsgan_loss(self.faceD(torch.cat((fl, ff.detach()), 1)), False)
-                    d_face = d_face + 0.5 * losses.lsgan_loss(self.faceD(torch.cat((fl, rf), 1)), True)
+                    d_face = d_face + 0.5 * losses.lsgan_loss(face_d(torch.cat((fl, ff.detach()), 1)), False)
+                    d_face = d_face + 0.5 * losses.lsgan_loss(face_d(torch.cat((fl, rf), 1)), True)
                 loss_d = loss_d + 0.5 * d_face
         self.optD.zero_grad(set_to_none=True)
         if face:
@@ -279,8 +333,9 @@ class Trainer:
         self.scaler.update()
         self.step += 1
         self.face_trained = self.face_trained or face
-        return {"G_GAN": loss_gan.item(), "G_GAN_Feat": loss_feat.item(), "G_VGG": loss_vgg.item(), "G_L1": loss_l1.item(),
-                "G_GANface": loss_gface.item(), "D": loss_d.item()}  # fmt: skip
+        step_losses = {"G_GAN": loss_gan.item(), "G_GAN_Feat": loss_feat.item(), "G_VGG": loss_vgg.item(),
+                       "G_L1": loss_l1.item(), "G_GANface": loss_gface.item(), "D": loss_d.item()}  # fmt: skip
+        return distributed.mean(step_losses, self.world, self.device)  # the global batch's losses
 
     # ---------------------------------------------------------------- evaluation
 
@@ -303,6 +358,21 @@ class Trainer:
         frames = self.generate(self.holdout_idx)
         errs = [float((y - self._to_device(np.asarray([i]))[1]).abs().mean()) for y, i in zip(frames, self.holdout_idx, strict=True)]
         return float(np.mean(errs))
+
+    def record_quality(self, stage: str) -> dict[str, Any]:
+        """SSIM and LPIPS of the held-out frames regenerated from their own poses (the paper's
+        self-reconstruction figures), kept in the status and the log."""
+        if self.status.quality and (self.status.quality[-1]["step"], self.status.quality[-1]["stage"]) == (self.step, stage):
+            return self.status.quality[-1]
+        frames = self.generate(self.holdout_idx)
+        real = [self._to_device(np.asarray([i]))[1] for i in self.holdout_idx]
+        quality = measure(frames, real, self.lpips, self.lpips_note)
+        entry = {"step": self.step, "stage": stage, **quality.to_dict()}
+        self.status.quality.append(entry)
+        message = f"Quality after the {stage} stage (step {self.step}): {quality.summary()}."
+        self.status.messages.append(message)
+        log.info(message)
+        return entry
 
     def write_preview(self) -> None:
         """label | generated | real for the held-out frames' first and last frame."""
@@ -330,7 +400,7 @@ class Trainer:
         state["scaler"] = self.scaler.state_dict()
         state["meta"] = {"step": self.step, "elapsed": self.elapsed, "stage": self.status.stage, "face_trained": self.face_trained,
                          "rng": self.rng.bit_generator.state, "config": asdict(self.config),
-                         "heldout_l1": self.status.heldout_l1}  # fmt: skip
+                         "heldout_l1": self.status.heldout_l1, "quality": self.status.quality}  # fmt: skip
         tmp = self.job_dir / ".checkpoint.tmp"
         torch.save(state, tmp)
         os.replace(tmp, self.job_dir / "checkpoint.pt")
@@ -353,6 +423,7 @@ class Trainer:
             "face_generator": self.config.face_generator().to_dict() if face_ready else None,
             "width": self.config.width, "height": self.config.height, "face_box": self.config.face_box,
             "step": self.step, "heldout_l1": self.status.heldout_l1[-1][1] if self.status.heldout_l1 else None,
+            "quality": self.status.quality[-1] if self.status.quality else None,
             "saved": time.time(),
         })  # fmt: skip
 
@@ -374,6 +445,7 @@ class Trainer:
         self.status.stage = meta.get("stage", "")
         self.face_trained = bool(meta.get("face_trained", False))
         self.status.heldout_l1 = [list(x) for x in meta.get("heldout_l1", [])]
+        self.status.quality = [dict(x) for x in meta.get("quality", [])]
         self.status.messages.append(f"Resumed from step {self.step} ({self.elapsed / 60:.1f} min already spent).")
 
     def _init_from_global_stage(self, state: dict[str, Any], saved: TrainConfig) -> None:
@@ -398,6 +470,8 @@ class Trainer:
     def write_status(self, **changes: Any) -> None:
         for k, v in changes.items():
             setattr(self.status, k, v)
+        if not self.world.is_main:
+            return
         s = self.status
         s.step, s.elapsed_s, s.updated = self.step, self.elapsed, time.time()
         step0, elapsed0 = self.session_start
@@ -406,26 +480,33 @@ class Trainer:
         write_json(self.job_dir / "status.json", asdict(s))
 
     def run(self) -> Status:
+        """Train until the step cap, the time budget or a stop request. With several processes
+        every one runs this loop; rank 0 decides when it ends and alone writes to disk."""
         cfg = self.config
         budget = self.budget_s
+        main = self.world.is_main
         stop_flag = self.job_dir / "stop"  # cleared when a job is launched, so an early stop is kept
         for m in self.messages:
             log.info(m)
-        if not self.status.heldout_l1:
+        if main and not self.status.heldout_l1:
             self.status.heldout_l1.append([self.step, self.heldout_l1()])
         self.write_status(state="training", stage=cfg.netG)
         last_tick = time.perf_counter()
         recent: list[float] = []
         reason = "done"
         while True:
+            # rank 0's clock and stop file decide for every process
+            self.elapsed, stop = distributed.agree([self.elapsed, float(main and stop_flag.exists())], self.world, self.device)
             if self.step >= cfg.max_steps or self.elapsed >= budget:
                 break
-            if stop_flag.exists():
+            if stop:
                 reason = "stopped"
                 break
             if not self.face_stage() and self.status.stage == "face":
                 self.status.stage = cfg.netG  # a continued session trains the body generator again first
             if self.face_stage() and self.status.stage != "face":
+                if main:
+                    self.record_quality(self.status.stage or cfg.netG)  # the body stage of this session is over
                 self.status.stage = "face"
                 self.status.messages.append(f"Face stage from step {self.step}: G frozen, face residual GAN training.")
             step_start = time.perf_counter()
@@ -433,19 +514,23 @@ class Trainer:
             recent = [*recent[-19:], time.perf_counter() - step_start]
             self.status.losses = step_losses
             self.status.steps_per_s = len(recent) / sum(recent)
-            if self.step % cfg.eval_every == 0:
-                self.status.heldout_l1.append([self.step, self.heldout_l1()])
-            if self.step % cfg.preview_every == 0:
-                self.write_preview()
-            if self.step % cfg.checkpoint_every == 0:
-                self.save_checkpoint()
+            if main:
+                if self.step % cfg.eval_every == 0:
+                    self.status.heldout_l1.append([self.step, self.heldout_l1()])
+                if self.step % cfg.preview_every == 0:
+                    self.write_preview()
+                if self.step % cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
             now = time.perf_counter()  # the budget is wall time: evaluation and checkpoints count
             self.elapsed += now - last_tick
             last_tick = now
             self.write_status()
-        if not self.status.heldout_l1 or self.status.heldout_l1[-1][0] != self.step:
-            self.status.heldout_l1.append([self.step, self.heldout_l1()])
-        self.write_preview()
-        self.save_checkpoint()
+        if main:
+            if not self.status.heldout_l1 or self.status.heldout_l1[-1][0] != self.step:
+                self.status.heldout_l1.append([self.step, self.heldout_l1()])
+            self.record_quality(self.status.stage or cfg.netG)
+            self.write_preview()
+            self.save_checkpoint()
         self.write_status(state=reason)
+        distributed.barrier(self.world)
         return self.status

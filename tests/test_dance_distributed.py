@@ -1,0 +1,140 @@
+"""Dance training on several processes (DistributedDataParallel under torchrun, gloo on CPU)
+gives the same losses and weights as one process with the same global batch and seed, and a
+checkpoint resumes under another process count. Tiny generator, 64x32 frames, a few steps: this
+runs in CI (two short torchrun launches)."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from pipelines.dance import distributed, jobs, pipeline
+from pipelines.dance.config import TrainConfig
+from pipelines.dance.files import write_json
+from pipelines.dance.target import prepare_target_from_arrays, target_training_data
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = TrainConfig(width=64, height=32, ngf=8, n_downsampling=2, n_blocks=1, ndf=8, num_D=2, n_layers_D=2,
+                     face=False, use_vgg=False, batch_size=2, eval_every=100, preview_every=100,
+                     checkpoint_every=100, time_budget_min=30.0, max_steps=2, threads=1, device="cpu", seed=3)  # fmt: skip
+
+
+@pytest.fixture()
+def targets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, Path]:
+    """Three copies of one small prepared target (labels rendered once)."""
+    monkeypatch.setenv("NOSTALGIA_WEIGHTS_DIR", str(tmp_path / "weights"))  # no LPIPS weights: SSIM only
+    frames, poses, fps = pipeline.sample_target_arrays()
+    one = tmp_path / "one"
+    prepare_target_from_arrays(one, frames[:14], poses[:14], name="ddp", fps=fps, source="test")
+    target_training_data(one, CONFIG)
+    copies = [tmp_path / "two", tmp_path / "three"]
+    for copy in copies:
+        shutil.copytree(one, copy)
+    return one, *copies
+
+
+def _configure(target: Path, config: TrainConfig) -> None:
+    (target / "job").mkdir(exist_ok=True)
+    write_json(target / "job" / "config.json", dataclasses.asdict(config))
+
+
+def _run(target: Path, nproc: int) -> dict:
+    if nproc == 1:
+        jobs.run_job(target)
+    else:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+        cmd = distributed.torchrun_command(nproc, "pipelines.dance.jobs", str(target))
+        out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return json.loads((target / "job" / "status.json").read_text())
+
+
+def _norm_cancelled_biases(net: nn.Module) -> set[str]:
+    """Biases of convolutions followed by an instance norm: the norm subtracts them again, so
+    their gradient is rounding noise, which Adam turns into +-lr steps whatever the process
+    count. They cannot change any output; every other weight is compared."""
+    names = set()
+    for prefix, module in net.named_modules():
+        children = list(module.named_children())
+        for (name, a), (_, b) in itertools.pairwise(children):
+            if isinstance(a, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(b, nn.InstanceNorm2d) and a.bias is not None:
+                names.add(f"{prefix}.{name}.bias".lstrip("."))
+    return names
+
+
+def _assert_same_training(a: Path, b: Path) -> None:
+    from pipelines.dance.networks import MultiscaleDiscriminator
+
+    sa = torch.load(a / "job" / "checkpoint.pt", weights_only=True)
+    sb = torch.load(b / "job" / "checkpoint.pt", weights_only=True)
+    assert sa["meta"]["step"] == sb["meta"]["step"]
+    assert sa["meta"]["rng"] == sb["meta"]["rng"]  # the same global batches were drawn
+    inert = {"G": _norm_cancelled_biases(CONFIG.generator().build()),
+             "D": _norm_cancelled_biases(MultiscaleDiscriminator(12, CONFIG.ndf, CONFIG.n_layers_D, num_D=CONFIG.num_D))}  # fmt: skip
+    assert inert["G"] and inert["D"]
+    for net in ("G", "D"):
+        assert list(sa[net]) == list(sb[net])  # no DDP "module." prefix in the checkpoint
+        for key, value in sa[net].items():
+            if key not in inert[net]:
+                torch.testing.assert_close(sb[net][key], value, rtol=1e-4, atol=1e-5, msg=f"{net}.{key}")
+
+
+def _assert_same_losses(a: dict, b: dict) -> None:
+    assert a["losses"].keys() == b["losses"].keys()
+    for name, value in a["losses"].items():
+        assert b["losses"][name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
+
+
+def test_two_gloo_processes_equal_one_process_and_resume_across_counts(targets) -> None:
+    """Two steps (after that, rounding noise grows in GAN training whatever runs it: the same
+    batch in another order in one process drifts as much as two processes do)."""
+    one, two, three = targets
+    short, full = dataclasses.replace(CONFIG, max_steps=1), CONFIG
+    _configure(one, full)
+    single = _run(one, 1)  # reference: one process, steps 0 and 1
+    _configure(two, full)
+    double = _run(two, 2)  # two processes, same global batch
+    assert single["state"] == double["state"] == "done"
+    assert single["step"] == double["step"] == 2
+    assert (single["world_size"], double["world_size"]) == (1, 2)
+    _assert_same_losses(single, double)
+    np.testing.assert_allclose([h[1] for h in double["heldout_l1"]], [h[1] for h in single["heldout_l1"]], rtol=1e-4)
+    assert double["quality"][-1]["ssim"] == pytest.approx(single["quality"][-1]["ssim"], abs=1e-4)
+    _assert_same_training(one, two)
+
+    # stop after one step under one process count, continue under the other: the same run
+    _configure(three, short)
+    assert _run(three, 2)["step"] == 1
+    _configure(three, full)
+    resumed = _run(three, 1)
+    assert resumed["step"] == 2 and any("Resumed from step 1" in m for m in resumed["messages"])
+    _assert_same_losses(single, resumed)
+    _assert_same_training(one, three)
+    shutil.rmtree(three / "job")
+    _configure(three, short)
+    assert _run(three, 1)["step"] == 1
+    _configure(three, full)
+    resumed = _run(three, 2)
+    assert resumed["step"] == 2 and resumed["world_size"] == 2
+    _assert_same_losses(single, resumed)
+    _assert_same_training(one, three)
+
+
+def test_batch_must_split_evenly_over_processes() -> None:
+    from pipelines.common.errors import InputError
+
+    with pytest.raises(InputError, match="split evenly over 2 processes"):
+        distributed.check_batch(3, distributed.World(rank=0, local_rank=0, size=2))
+    batch = np.arange(8)
+    slices = [distributed.shard(batch, distributed.World(r, r, 4)) for r in range(4)]
+    assert np.array_equal(np.concatenate(slices), batch)  # contiguous, disjoint, complete
