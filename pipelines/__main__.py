@@ -1,6 +1,7 @@
 """Command line: ``python -m pipelines COMMAND INPUT... -o OUTDIR [options]``.
 
-Commands: ``restore``, ``colorize``, ``animate``, ``dance``, ``nostalgia`` and ``story``. Inputs are
+Commands: ``restore``, ``colorize``, ``animate``, ``dance``, ``nostalgia`` and ``story``, plus
+``dance-train`` (train a Dance target from one video, on one or several GPUs). Inputs are
 files or folders (a folder contributes the files the command can take: photos, and for ``colorize``
 and ``dance`` videos; ``--recursive`` walks sub-folders). Each input is processed on its own: a bad
 file is reported and the run goes on; the summary at the end lists every failure and the exit status
@@ -314,7 +315,54 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--voice", choices=VOICES, default=story.voice)
             p.add_argument("--language", default=story.language, help="espeak-ng voice, e.g. en, de, fr, pl")
             p.add_argument("--no-captions", action="store_true", help="do not burn the text into the video")
+    _add_dance_train(sub)
     return parser
+
+
+def _add_dance_train(sub: Any) -> None:
+    from pipelines.dance.pipeline import PRESETS
+
+    help_text = "train a Dance target (Everybody Dance Now) on one video, on one or several GPUs"
+    p = sub.add_parser("dance-train", help=help_text, description=help_text + ". Several GPUs: --nproc N "
+                       "(PyTorch DistributedDataParallel under torchrun; the batch is the global batch).")  # fmt: skip
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("video", nargs="?", type=Path, help="video of the target person (one person, whole body)")
+    source.add_argument("--sample", action="store_true", help="the offline sample dancer")
+    source.add_argument("--target", help="continue training this target id")
+    p.add_argument("--name", help="name of a new target")
+    p.add_argument("--preset", choices=tuple(PRESETS), default="fast", help="model size")
+    p.add_argument("--minutes", type=float, default=10.0, help="time budget of this session")
+    p.add_argument("--steps", type=int, help="step cap of the run (default: the preset's)")
+    p.add_argument("--nproc", type=int, default=1, help="training processes, one per GPU (torchrun)")
+    p.add_argument("--batch", type=int, help="global batch (default: the preset's per-GPU batch x nproc)")
+    p.add_argument("--no-amp", action="store_true", help="full fp32 on CUDA (default: bf16, else fp16 autocast)")
+    p.add_argument("--restart", action="store_true", help="forget an earlier run of the target")
+    p.add_argument("--device", help="cuda or cpu (default: the best available)")
+
+
+def run_dance_train(args: argparse.Namespace, stream: TextIO | None = None) -> int:
+    """Train in the foreground (``--nproc`` > 1: under torchrun) and print the final status line."""
+    import logging
+
+    from pipelines.common.errors import NostalgiaError
+    from pipelines.dance import pipeline
+
+    stream = stream or sys.stderr
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=stream)
+    try:
+        target = args.target or pipeline.create_target(args.video, name=args.name, sample=args.sample)
+        overrides: dict[str, Any] = {"device": args.device, "amp": not args.no_amp}
+        if args.steps:
+            overrides["max_steps"] = args.steps
+        per_process = pipeline.train_config(args.preset, minutes=args.minutes, **overrides).batch_size
+        overrides["batch_size"] = args.batch or per_process * args.nproc
+        pipeline.train_target(target_id=target, preset=args.preset, minutes=args.minutes, resume=not args.restart,
+                              background=False, nproc=args.nproc, **overrides)  # fmt: skip
+    except NostalgiaError as exc:
+        stream.write(f"error: {exc}\n")
+        return 1
+    stream.write(f"target {target}: {pipeline.training_status(target)['summary']}\n")
+    return 0
 
 
 # --------------------------------------------------------------------------- running
@@ -419,6 +467,8 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "dance-train":
+        return run_dance_train(args)
     return run(args)
 
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +18,6 @@ from torch import nn
 
 from pipelines.dance import distributed, jobs, pipeline
 from pipelines.dance.config import TrainConfig
-from pipelines.dance.files import write_json
 from pipelines.dance.target import prepare_target_from_arrays, target_training_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +30,7 @@ CONFIG = TrainConfig(width=64, height=32, ngf=8, n_downsampling=2, n_blocks=1, n
 def targets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, Path]:
     """Three copies of one small prepared target (labels rendered once)."""
     monkeypatch.setenv("NOSTALGIA_WEIGHTS_DIR", str(tmp_path / "weights"))  # no LPIPS weights: SSIM only
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # torchrun's processes: one thread each on a small machine
     frames, poses, fps = pipeline.sample_target_arrays()
     one = tmp_path / "one"
     prepare_target_from_arrays(one, frames[:14], poses[:14], name="ddp", fps=fps, source="test")
@@ -43,19 +41,9 @@ def targets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path
     return one, *copies
 
 
-def _configure(target: Path, config: TrainConfig) -> None:
-    (target / "job").mkdir(exist_ok=True)
-    write_json(target / "job" / "config.json", dataclasses.asdict(config))
-
-
-def _run(target: Path, nproc: int) -> dict:
-    if nproc == 1:
-        jobs.run_job(target)
-    else:
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-        cmd = distributed.torchrun_command(nproc, "pipelines.dance.jobs", str(target))
-        out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+def _run(target: Path, config: TrainConfig, nproc: int) -> dict:
+    """Train in the foreground as the CLI does: in this process, or under torchrun."""
+    jobs.launch(target, config, background=False, nproc=nproc)
     return json.loads((target / "job" / "status.json").read_text())
 
 
@@ -100,10 +88,8 @@ def test_two_gloo_processes_equal_one_process_and_resume_across_counts(targets) 
     batch in another order in one process drifts as much as two processes do)."""
     one, two, three = targets
     short, full = dataclasses.replace(CONFIG, max_steps=1), CONFIG
-    _configure(one, full)
-    single = _run(one, 1)  # reference: one process, steps 0 and 1
-    _configure(two, full)
-    double = _run(two, 2)  # two processes, same global batch
+    single = _run(one, full, 1)  # reference: one process, steps 0 and 1
+    double = _run(two, full, 2)  # two processes, same global batch
     assert single["state"] == double["state"] == "done"
     assert single["step"] == double["step"] == 2
     assert (single["world_size"], double["world_size"]) == (1, 2)
@@ -113,28 +99,39 @@ def test_two_gloo_processes_equal_one_process_and_resume_across_counts(targets) 
     _assert_same_training(one, two)
 
     # stop after one step under one process count, continue under the other: the same run
-    _configure(three, short)
-    assert _run(three, 2)["step"] == 1
-    _configure(three, full)
-    resumed = _run(three, 1)
+    assert _run(three, short, 2)["step"] == 1
+    resumed = _run(three, full, 1)
     assert resumed["step"] == 2 and any("Resumed from step 1" in m for m in resumed["messages"])
     _assert_same_losses(single, resumed)
     _assert_same_training(one, three)
     shutil.rmtree(three / "job")
-    _configure(three, short)
-    assert _run(three, 1)["step"] == 1
-    _configure(three, full)
-    resumed = _run(three, 2)
+    assert _run(three, short, 1)["step"] == 1
+    resumed = _run(three, full, 2)
     assert resumed["step"] == 2 and resumed["world_size"] == 2
     _assert_same_losses(single, resumed)
     _assert_same_training(one, three)
 
 
-def test_batch_must_split_evenly_over_processes() -> None:
+def test_batch_must_split_evenly_over_processes(tmp_path: Path) -> None:
     from pipelines.common.errors import InputError
 
     with pytest.raises(InputError, match="split evenly over 2 processes"):
-        distributed.check_batch(3, distributed.World(rank=0, local_rank=0, size=2))
+        jobs.launch(tmp_path, dataclasses.replace(CONFIG, batch_size=3), nproc=2)  # refused before any process starts
     batch = np.arange(8)
     slices = [distributed.shard(batch, distributed.World(r, r, 4)) for r in range(4)]
     assert np.array_equal(np.concatenate(slices), batch)  # contiguous, disjoint, complete
+
+
+def test_cli_dance_train_passes_nproc_and_the_global_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``python -m pipelines dance-train --nproc 2``: the job is launched for 2 processes with the
+    preset's per-process batch times 2 (the launch itself is the test above)."""
+    from pipelines.__main__ import main
+
+    monkeypatch.setenv("NOSTALGIA_DATA_DIR", str(tmp_path / "data"))
+    launched = []
+    monkeypatch.setattr(jobs, "launch", lambda target, config, **kw: launched.append((target.name, config, kw)) or 0)
+    assert main(["dance-train", "--sample", "--preset", "tiny", "--steps", "3", "--nproc", "2", "--device", "cpu"]) == 0
+    ((target, config, kw),) = launched
+    assert target == "sample"
+    assert kw == {"resume": True, "background": False, "nproc": 2}
+    assert config.max_steps == 3 and config.batch_size == 2 * pipeline.train_config("tiny", device="cpu").batch_size

@@ -141,7 +141,7 @@ def test_lpips_unavailable_without_weights_says_so(weights_dir: Path) -> None:
     gen = [torch.zeros(1, 3, 16, 16)]
     quality = measure(gen, gen, None, note)
     assert quality.ssim == pytest.approx(1.0) and quality.lpips is None
-    assert "LPIPS n/a (LPIPS unavailable: weights not present" in quality.summary()
+    assert quality.summary().startswith("SSIM 1.0000, LPIPS unavailable: weights not present (python -m weights download")
 
 
 def test_lpips_with_published_linear_and_fixture_backbone_says_fixture(weights_dir: Path) -> None:

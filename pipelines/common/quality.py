@@ -91,9 +91,11 @@ class Quality:
     lpips_note: str = ""
 
     def summary(self) -> str:
-        lp = f"LPIPS {self.lpips:.4f}" if self.lpips is not None else "LPIPS n/a"
-        note = f" ({self.lpips_note})" if self.lpips_note else ""
-        return f"SSIM {self.ssim:.4f}, {lp}{note} on {self.frames} held-out frames"
+        if self.lpips is None:
+            lp = self.lpips_note or "LPIPS n/a"
+        else:
+            lp = f"LPIPS {self.lpips:.4f}" + (f" ({self.lpips_note})" if self.lpips_note else "")
+        return f"SSIM {self.ssim:.4f}, {lp} on {self.frames} held-out frames"
 
     def to_dict(self) -> dict[str, float | int | str | None]:
         return {"ssim": self.ssim, "lpips": self.lpips, "frames": self.frames, "lpips_note": self.lpips_note}

@@ -12,7 +12,8 @@ the browser closing, the app restarting, and interruptions (it resumes from its 
 :func:`run_job` is what that process does (find the poses and render the training data if
 needed, then train); :func:`read_status` and :func:`request_stop` follow and stop it.
 
-Run a job by hand: ``python -m pipelines.dance.jobs <target dir>`` (what :func:`launch` spawns).
+Run a job by hand: ``python -m pipelines.dance.jobs <target dir>`` (what :func:`launch` spawns), or
+on N GPUs ``torchrun --standalone --nproc-per-node N -m pipelines.dance.jobs <target dir>``.
 """
 
 from __future__ import annotations
@@ -98,11 +99,13 @@ def run_job(target_dir: Path) -> Status:
         distributed.teardown(world)
 
 
-def prepare_launch(target_dir: Path, config: TrainConfig, *, resume: bool = True) -> None:
+def prepare_launch(target_dir: Path, config: TrainConfig, *, resume: bool = True, nproc: int = 1) -> None:
     """Set a job up to run: a target that is already training is refused, ``resume=False``
     forgets the old run, a checkpoint the new settings cannot continue is refused now (not
-    minutes later in the job); the status says "queued" until a process takes it."""
+    minutes later in the job), a batch that does not split over ``nproc`` processes too; the
+    status says "queued" until a process takes it."""
     config.validate()
+    distributed.check_batch(config.batch_size, distributed.World(size=nproc))
     target_dir = Path(target_dir)
     job_dir = target_dir / "job"
     job_dir.mkdir(parents=True, exist_ok=True)
@@ -120,16 +123,23 @@ def prepare_launch(target_dir: Path, config: TrainConfig, *, resume: bool = True
     write_json(job_dir / "status.json", {**queued, "updated": time.time()})
 
 
-def spawn(target_dir: Path) -> subprocess.Popen:
-    """The training process of a prepared job, in its own session (its own process group: a
-    stop or a wall-time kill reaches its children too; closing the browser does not)."""
+def job_command(target_dir: Path, nproc: int = 1) -> tuple[list[str], Path, dict[str, str]]:
+    """The job's command line (``nproc`` > 1: under torchrun, one process per GPU), its working
+    folder and environment."""
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    if nproc > 1:
+        return distributed.torchrun_command(nproc, "pipelines.dance.jobs", str(target_dir)), root, env
+    return [sys.executable, "-m", "pipelines.dance.jobs", str(target_dir)], root, env
+
+
+def spawn(target_dir: Path, nproc: int = 1) -> subprocess.Popen:
+    """The training process of a prepared job, in its own session (its own process group: a
+    stop or a wall-time kill reaches its children too; closing the browser does not)."""
+    command, root, env = job_command(target_dir, nproc)
     with open(Path(target_dir) / "job" / "log.txt", "a") as logfile:
-        return subprocess.Popen(
-            [sys.executable, "-m", "pipelines.dance.jobs", str(target_dir)],
-            cwd=root, env=env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+        return subprocess.Popen(command, cwd=root, env=env, stdout=logfile, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
 
 
 def _update_status(target_dir: Path, **changes: Any) -> None:
@@ -152,19 +162,26 @@ def mark_stopped(target_dir: Path, message: str) -> None:
     _update_status(target_dir, state="stopped", messages=[message])
 
 
-def launch(target_dir: Path, config: TrainConfig, *, resume: bool = True, background: bool = True) -> int:
+def launch(target_dir: Path, config: TrainConfig, *, resume: bool = True, background: bool = True, nproc: int = 1) -> int:
     """Start training a target now; returns the pid of the process that trains (the app goes
     through the machine-wide training slots instead: :func:`pipelines.dance.pipeline.train_target`).
 
     ``background=True`` starts a separate process and returns at once; ``background=False``
     trains in this process and returns when the run ends (its errors are raised). Either way
-    the job is set up by :func:`prepare_launch`."""
-    prepare_launch(target_dir, config, resume=resume)
+    the job is set up by :func:`prepare_launch`. ``nproc`` > 1 trains with that many processes
+    (one per GPU) under torchrun; ``config.batch_size`` is then the global batch, split evenly."""
+    prepare_launch(target_dir, config, resume=resume, nproc=nproc)
+    if not background and nproc > 1:  # here and now, but the processes are torchrun's
+        command, root, env = job_command(target_dir, nproc)
+        if subprocess.run(command, cwd=root, env=env).returncode != 0:
+            error = read_status(target_dir).get("error") or "see job/log.txt"
+            raise InputError(f"Training failed: {error}")
+        return os.getpid()
     if not background:
         record_pid(target_dir, os.getpid())
         run_job(target_dir)
         return os.getpid()
-    proc = spawn(target_dir)
+    proc = spawn(target_dir, nproc)
     record_pid(target_dir, proc.pid)
     return proc.pid
 

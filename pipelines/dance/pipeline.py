@@ -254,13 +254,15 @@ def train_target(
     resume: bool = True,
     background: bool = True,
     owner: str | None = None,
+    nproc: int = 1,
     **overrides: Any,
 ) -> str:
     """Start (or resume) training a target and return its id at once. ``target_id`` continues one
     of ``owner``'s targets; otherwise a new target is made from ``video`` or a copy of the sample.
     ``background=True`` queues a separate process on the machine-wide training slots (it
     survives the browser closing; it may wait for a free slot: its state says "queued");
-    ``background=False`` trains here and now."""
+    ``background=False`` trains here and now. ``nproc`` processes (GPUs) train together under
+    torchrun; the batch is then their global batch."""
     config = train_config(preset, minutes=minutes, **overrides)
     slots = common_jobs.training_slots()
     if minutes > slots.policy.max_wall_minutes:
@@ -269,15 +271,15 @@ def train_target(
         target_id = create_target(video, name=name, sample=sample, owner=owner)
     path = _target_dir(target_id, owner)
     if not background:
-        jobs.launch(path, config, resume=resume, background=False)
+        jobs.launch(path, config, resume=resume, background=False, nproc=nproc)
         return target_id
     key = _slot_key(target_id)
     if slots.state(key) is not None:
         raise InputError(f"Target {target_id} is already {'training' if slots.state(key) == 'running' else 'waiting to train'}.")
-    jobs.prepare_launch(path, config, resume=resume)
+    jobs.prepare_launch(path, config, resume=resume, nproc=nproc)
 
     def start() -> subprocess.Popen:
-        return jobs.spawn(path)
+        return jobs.spawn(path, nproc)
 
     def started(pid: int) -> None:
         jobs.record_pid(path, pid)

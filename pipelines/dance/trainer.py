@@ -170,7 +170,7 @@ class Trainer:
             self.messages.append(f"Held-out quality: SSIM, {self.lpips_note or 'LPIPS ' + config.lpips_net}.")
         if self.world.distributed:
             self.messages.append(f"{self.world.size} training processes (DistributedDataParallel), "
-                                 f"{config.batch_size // self.world.size} pairs each per step.")  # fmt: skip
+                                 f"{config.batch_size // self.world.size} pair(s) each per step.")  # fmt: skip
         if self.use_l1:
             self.messages.append(f"L1 reconstruction term ON (the original --use_l1, weight {config.lambda_l1:g}).")
         if config.face and not self.has_faces:
@@ -470,10 +470,10 @@ class Trainer:
     def write_status(self, **changes: Any) -> None:
         for k, v in changes.items():
             setattr(self.status, k, v)
-        if not self.world.is_main:
-            return
         s = self.status
         s.step, s.elapsed_s, s.updated = self.step, self.elapsed, time.time()
+        if not self.world.is_main:
+            return
         step0, elapsed0 = self.session_start
         s.progress = min(1.0, max((self.step - step0) / max(1, self.config.max_steps - step0),
                                   (self.elapsed - elapsed0) / max(1e-9, self.budget_s - elapsed0)))  # fmt: skip
