@@ -83,6 +83,7 @@ def _assert_same_losses(a: dict, b: dict) -> None:
         assert b["losses"][name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
 
 
+@pytest.mark.slow  # four short trainings, two of them under torchrun; runs in CI (which runs every test)
 def test_two_gloo_processes_equal_one_process_and_resume_across_counts(targets) -> None:
     """Two steps (after that, rounding noise grows in GAN training whatever runs it: the same
     batch in another order in one process drifts as much as two processes do)."""

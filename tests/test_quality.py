@@ -144,6 +144,7 @@ def test_lpips_unavailable_without_weights_says_so(weights_dir: Path) -> None:
     assert quality.summary().startswith("SSIM 1.0000, LPIPS unavailable: weights not present (python -m weights download")
 
 
+@pytest.mark.slow  # writes a 244 MB fixture AlexNet
 def test_lpips_with_published_linear_and_fixture_backbone_says_fixture(weights_dir: Path) -> None:
     linear = registry.get("edn/lpips_alex")
     store.checkpoint_path(linear).parent.mkdir(parents=True)
