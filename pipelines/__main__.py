@@ -98,17 +98,24 @@ def _colorize_outputs(src: Path, out: Path, args: argparse.Namespace) -> list[Pa
     return [out / f"{src.stem}.colorized{'.mp4' if _is_video(src) else '.png'}"]
 
 
+def colorize_settings(src: Path, args: argparse.Namespace) -> tuple[str, int, bool]:
+    """(model, render factor, post-process) of ``colorize`` for ``src``, a photo or a video (the Ray mode uses it too)."""
+    if _is_video(src):
+        return args.model or "video", args.render_factor or 21, not args.no_post_process
+    return args.model or "artistic", args.render_factor or 35, not args.no_post_process
+
+
 def _colorize(src: Path, out: Path, args: argparse.Namespace, progress: ProgressFn) -> list[Path]:
     from pipelines.colorization.pipeline import colorize, colorize_video
     from pipelines.common.media import save_png
 
     target = _colorize_outputs(src, out, args)[0]
+    model, factor, post_process = colorize_settings(src, args)
     if _is_video(src):
-        factor = args.render_factor or 21
-        colorize_video(src, args.model or "video", factor, not args.no_post_process, output=target, progress=progress)
+        colorize_video(src, model, factor, post_process, output=target, progress=progress)
         return [target]
     progress(0.1, "colorizing")
-    image = colorize(src, args.model or "artistic", args.render_factor or 35, not args.no_post_process)
+    image = colorize(src, model, factor, post_process)
     return [save_png(image, target)]
 
 
@@ -248,6 +255,11 @@ def _add_nostalgia_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-side", type=int, default=opts.max_side, help="long side the chain works at (pixels)")
 
 
+def _path_or_url(text: str) -> Path | str:
+    """A local path, or a URL kept as text (``Path`` would fold its ``//``); URLs need ``--ray``."""
+    return text if "://" in text else Path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Model names, choices and defaults come from the configs (``NostalgiaOptions``,
     ``StoryOptions``, DeOldify's ``VARIANTS``, TPSMM's ``CONFIGS`` and ``MODES``), not from here."""
@@ -255,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     from pipelines.animation.pipeline import MODES
     from pipelines.colorization.config import DEFAULT_RENDER_FACTOR_IMAGE, DEFAULT_RENDER_FACTOR_VIDEO, VARIANTS
     from pipelines.nostalgia.config import DRIVING_PRESETS, VOICES, NostalgiaOptions, StoryOptions
+    from pipelines.scale.options import COMMANDS as SCALE_COMMANDS
+    from pipelines.scale.options import add_scale_arguments
 
     chain, story = NostalgiaOptions(), StoryOptions()
 
@@ -267,8 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for task in TASKS.values():
         p = sub.add_parser(task.name, help=task.help, description=task.help)
-        p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="files or folders")
-        p.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR", help="folder for the results")
+        p.add_argument("inputs", nargs="+", type=_path_or_url, metavar="INPUT", help="files or folders")
+        p.add_argument("-o", "--output", type=_path_or_url, required=True, metavar="OUTDIR",
+                       help="folder for the results")  # fmt: skip
         p.add_argument("--overwrite", action="store_true", help="replace existing results")
         p.add_argument("--recursive", action="store_true", help="also take files from sub-folders")
         p.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
@@ -307,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--no-normalize", action="store_true", help="do not normalise the source poses")
         if task.name in ("nostalgia", "story"):
             _add_nostalgia_options(p)
+        if task.name in SCALE_COMMANDS:
+            add_scale_arguments(p)
         if task.name == "story":
             text = p.add_mutually_exclusive_group()
             text.add_argument("--text", help="the story's text (captions and narration)")
@@ -402,11 +419,29 @@ def fixture_warning(args: argparse.Namespace) -> str | None:
             "run `python -m weights download all` for the published weights")  # fmt: skip
 
 
+def describe_failure(exc: BaseException) -> str:
+    """What the summary says about an input that failed: the message of an error the user can act on,
+    else an internal error to report."""
+    from pipelines.common.errors import NostalgiaError
+
+    if isinstance(exc, (NostalgiaError, FileExistsError, OSError)):
+        return str(exc)
+    return f"internal error ({type(exc).__name__}: {exc}); rerun with --debug and report it"
+
+
 def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     """Process every input of ``args`` (see the module docstring); returns the exit status."""
     from pipelines.common.errors import NostalgiaError
 
     stream = stream or sys.stderr
+    if getattr(args, "ray", None) is not None:
+        from pipelines.scale.runner import run_on_ray
+
+        return run_on_ray(args, stream)
+    urls = [str(p) for p in (*args.inputs, args.output) if isinstance(p, str)]
+    if urls:
+        stream.write(f"{urls[0]}: URLs are read and written in the Ray mode only (add --ray).\n")
+        return 2
     task = TASKS[args.command]
     if args.device:
         os.environ["NOSTALGIA_DEVICE"] = args.device
@@ -443,14 +478,11 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         except KeyboardInterrupt:
             progress.end("interrupted")
             raise
-        except (NostalgiaError, FileExistsError, OSError) as exc:
-            failures.append((src, str(exc)))
-            progress.end(f"FAILED: {exc}")
         except Exception as exc:
-            if args.debug:
+            if args.debug and not isinstance(exc, (NostalgiaError, FileExistsError, OSError)):
                 raise
-            failures.append((src, f"internal error ({type(exc).__name__}: {exc}); rerun with --debug and report it"))
-            progress.end(f"FAILED: internal error ({type(exc).__name__}: {exc})")
+            failures.append((src, describe_failure(exc)))
+            progress.end(f"FAILED: {describe_failure(exc).split('; rerun with')[0]}")
     done = len(inputs) - len(failures)
     stream.write(f"\n{args.command}: {done} of {len(inputs)} input(s) done in {time.perf_counter() - started:.1f} s, "
                  f"results in {args.output}\n")  # fmt: skip

@@ -473,6 +473,32 @@ def write_videos(
     return finals
 
 
+def write_lossless_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float) -> Path:
+    """RGB uint8 frames as a lossless FFV1 MKV (any size): intermediate video that must decode to the
+    exact frames written (e.g. chunks of a video colorized on several machines, stitched later)."""
+    import imageio_ffmpeg
+
+    path = Path(path)
+    frames_iter = iter(frames)
+    try:
+        first = np.asarray(next(frames_iter), dtype=np.uint8)
+    except StopIteration:
+        raise InputError("No frames to write.") from None
+    height, width = first.shape[:2]
+    writer = imageio_ffmpeg.write_frames(
+        str(path), (width, height), fps=fps, codec="ffv1", pix_fmt_in="rgb24", pix_fmt_out="bgr0", quality=None,
+        macro_block_size=1, ffmpeg_log_level="error", output_params=["-level", "3"],
+    )  # fmt: skip
+    writer.send(None)
+    try:
+        writer.send(np.ascontiguousarray(first[..., :3]))
+        for frame in frames_iter:
+            writer.send(np.ascontiguousarray(np.asarray(frame, dtype=np.uint8)[..., :3]))
+    finally:
+        writer.close()
+    return path
+
+
 def mux_audio(
     video: str | os.PathLike, audio_source: str | os.PathLike, out: str | os.PathLike, *, duration: float | None = None
 ) -> Path:

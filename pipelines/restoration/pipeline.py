@@ -203,6 +203,30 @@ class RestorationPipeline:
             image, mask
         )
 
+    def global_input(self, photo: np.ndarray, with_scratch: bool) -> tuple[np.ndarray, tuple[int, int] | None]:
+        """(the image stage 1 sees, its working size or None when the photo fits the budget)."""
+        if min(photo.shape[:2]) < 32:
+            raise InputError(
+                f"The photo is too small ({photo.shape[1]}x{photo.shape[0]}); it needs at least 32 px per side."
+            )
+        budget = self.working.scratch_pixels if with_scratch else self.working.quality_pixels
+        work = working_size(photo.shape[1], photo.shape[0], budget)
+        return (resize(photo, work) if work else photo), work
+
+    def restore_global_many(self, sources: list[np.ndarray]) -> list[np.ndarray]:
+        """Stage 1b in quality mode for several :meth:`global_input` images: those that share a working size
+        (after rounding to multiples of 4) go through the networks in one batch."""
+        restorer = stage1.GlobalRestorer.from_pretrained("quality", False, self.device, self.stage1)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, source in enumerate(sources):
+            groups.setdefault(restorer.prepare(source, None)[0].shape, []).append(i)
+        results: list[np.ndarray] = [np.empty(0, np.uint8)] * len(sources)
+        with oom_guard("Try a smaller batch."):
+            for indices in groups.values():
+                for i, restored in zip(indices, restorer.restore_many([sources[i] for i in indices]), strict=True):
+                    results[i] = restored
+        return results
+
     def enhance_face(self, crop: np.ndarray, load_size: int) -> np.ndarray:
         """Stage 3 on one aligned crop: the SPADE generator at ``load_size``; uint8 ``load_size`` square."""
         net = self.network(FACE_CHECKPOINTS[load_size])
@@ -219,20 +243,20 @@ class RestorationPipeline:
         hr: bool = False,
         enhance_faces: bool = True,
         progress: ProgressFn | None = None,
+        *,
+        restored_global: np.ndarray | None = None,
     ) -> RestoreResult:
+        """``restored_global``: this photo's stage-1 result computed beforehand (batch jobs:
+        :meth:`restore_global_many`); quality mode only."""
         report = progress or (lambda fraction, message: None)
         timings: dict[str, float] = {}
         start = time.perf_counter()
         photo = load_image(image, name="photo")
-        if min(photo.shape[:2]) < 32:
-            raise InputError(
-                f"The photo is too small ({photo.shape[1]}x{photo.shape[0]}); it needs at least 32 px per side."
-            )
+        if restored_global is not None and with_scratch:
+            raise ValueError("a precomputed stage-1 result is for quality mode only")
         gray = is_grayscale(photo)
         height, width = photo.shape[:2]
-        budget = self.working.scratch_pixels if with_scratch else self.working.quality_pixels
-        work = working_size(width, height, budget)
-        source = resize(photo, work) if work else photo
+        source, work = self.global_input(photo, with_scratch)
 
         hint = "Try without 'high resolution', or a smaller photo."
         mask_small = None
@@ -244,7 +268,7 @@ class RestorationPipeline:
                 timings["scratch_detection"] = time.perf_counter() - t
             report(0.2, "Restoring the whole photo")
             t = time.perf_counter()
-            restored = self.restore_global(source, mask_small, hr)
+            restored = self.restore_global(source, mask_small, hr) if restored_global is None else restored_global
             timings["global_restoration"] = time.perf_counter() - t
 
         mask_full = None
