@@ -32,6 +32,8 @@ IN_FLIGHT = 2
 MAX_RESTARTS = 4
 WORKER_PREFIX = "nostalgia-worker"
 MIN_CHUNK_FRAMES = 64
+RESTART_WAIT_S = 1.0  # pause before sending work again to a worker that is restarting
+MAX_RESTART_WAIT_S = 900.0  # a worker that stays unavailable this long is given up
 
 
 def _import_ray():
@@ -245,18 +247,24 @@ def _dispatch(ray, job: Job, actors: list, total: int) -> None:
     in_flight: dict[Any, tuple[int, list[Unit]]] = {}
     load = [0] * len(actors)
     alive = [True] * len(actors)
-    losses = [0] * len(actors)
+    losses = [0] * len(actors)  # calls lost because the worker's process died
+    waits = [0] * len(actors)  # calls refused while the worker was restarting
+    resume_at = [0.0] * len(actors)
+    unavailable = getattr(ray.exceptions, "ActorUnavailableError", ())
     job.bar = tqdm(total=total, unit="item", file=job.stream, disable=job.args.quiet, dynamic_ncols=True,
                    mininterval=0.5 if job.stream.isatty() else 10.0, desc=job.args.command)  # fmt: skip
     try:
         while job.pending or in_flight:
             for w in range(len(actors)):
-                while alive[w] and load[w] < IN_FLIGHT and job.pending:
+                while alive[w] and load[w] < IN_FLIGHT and job.pending and time.monotonic() >= resume_at[w]:
                     units = job.pending.popleft()
                     for unit in units:
                         job.started.setdefault(unit.input, time.perf_counter())
                     in_flight[actors[w].run.remote(units)] = (w, units)
                     load[w] += 1
+            if not in_flight and any(alive) and job.pending:
+                time.sleep(RESTART_WAIT_S)  # every live worker is restarting
+                continue
             if not in_flight:
                 if not any(alive):
                     for units in list(job.pending):
@@ -270,14 +278,23 @@ def _dispatch(ray, job: Job, actors: list, total: int) -> None:
                 load[w] -= 1
                 try:
                     outcomes = ray.get(ref)
+                except unavailable:
+                    # the actor is being restarted: its calls are refused, nothing was lost; wait and resend
+                    waits[w] += 1
+                    alive[w] = waits[w] * RESTART_WAIT_S < MAX_RESTART_WAIT_S
+                    resume_at[w] = time.monotonic() + RESTART_WAIT_S
+                    job.pending.appendleft(units)
+                    continue
                 except ray.exceptions.RayActorError as exc:
                     losses[w] += 1
                     alive[w] = losses[w] <= MAX_RESTARTS  # past its restarts the actor is gone for good
+                    resume_at[w] = time.monotonic() + RESTART_WAIT_S
                     job.lost(units, f"{type(exc).__name__} on worker {w}")
                     continue
                 except ray.exceptions.RayError as exc:
                     job.lost(units, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
                     continue
+                waits[w] = 0
                 for outcome in outcomes:
                     job.take(outcome)
     finally:
