@@ -240,61 +240,91 @@ def _cause(exc: BaseException) -> str:
     return describe_failure(inner if isinstance(inner, BaseException) else exc)
 
 
+class _Pool:
+    """The workers' health as the driver sees it. After any failed call a worker gets no work until it
+    answers a ping (Ray refuses calls while it restarts the actor), so only the calls a worker really
+    held when it died count as attempts."""
+
+    def __init__(self, ray, actors: list):
+        self.ray, self.actors = ray, actors
+        n = len(actors)
+        self.load, self.ready, self.alive = [0] * n, [True] * n, [True] * n
+        self.losses, self.waits = [0] * n, [0] * n
+        self.next_ping = [0.0] * n
+        self.pings: dict[Any, int] = {}
+
+    def idle(self, w: int) -> bool:
+        return self.alive[w] and self.ready[w] and self.load[w] < IN_FLIGHT
+
+    def failed(self, w: int, died: bool) -> None:
+        self.ready[w] = False
+        if died:
+            self.losses[w] += 1
+            self.alive[w] = self.losses[w] <= MAX_RESTARTS  # past its restarts the actor is gone for good
+
+    def send_pings(self) -> None:
+        now = time.monotonic()
+        for w in range(len(self.actors)):
+            if self.alive[w] and not self.ready[w] and w not in self.pings.values() and now >= self.next_ping[w]:
+                self.pings[self.actors[w].pid.remote()] = w
+
+    def answer(self, ref: Any) -> None:
+        w = self.pings.pop(ref)
+        try:
+            self.ray.get(ref)
+        except self.ray.exceptions.RayError:
+            self.waits[w] += 1
+            self.alive[w] = self.alive[w] and self.waits[w] * RESTART_WAIT_S < MAX_RESTART_WAIT_S
+            self.next_ping[w] = time.monotonic() + RESTART_WAIT_S
+            return
+        self.ready[w], self.waits[w] = True, 0
+
+
 def _dispatch(ray, job: Job, actors: list, total: int) -> None:
-    """Keep every worker busy until the queue is empty and nothing is in flight."""
+    """Keep every ready worker busy until the queue is empty and nothing is in flight."""
     from tqdm import tqdm
 
+    pool = _Pool(ray, actors)
     in_flight: dict[Any, tuple[int, list[Unit]]] = {}
-    load = [0] * len(actors)
-    alive = [True] * len(actors)
-    losses = [0] * len(actors)  # calls lost because the worker's process died
-    waits = [0] * len(actors)  # calls refused while the worker was restarting
-    resume_at = [0.0] * len(actors)
-    unavailable = getattr(ray.exceptions, "ActorUnavailableError", ())
     job.bar = tqdm(total=total, unit="item", file=job.stream, disable=job.args.quiet, dynamic_ncols=True,
                    mininterval=0.5 if job.stream.isatty() else 10.0, desc=job.args.command)  # fmt: skip
     try:
         while job.pending or in_flight:
             for w in range(len(actors)):
-                while alive[w] and load[w] < IN_FLIGHT and job.pending and time.monotonic() >= resume_at[w]:
+                while pool.idle(w) and job.pending:
                     units = job.pending.popleft()
                     for unit in units:
                         job.started.setdefault(unit.input, time.perf_counter())
                     in_flight[actors[w].run.remote(units)] = (w, units)
-                    load[w] += 1
-            if not in_flight and any(alive) and job.pending:
-                time.sleep(RESTART_WAIT_S)  # every live worker is restarting
-                continue
-            if not in_flight:
-                if not any(alive):
-                    for units in list(job.pending):
-                        for unit in units:
-                            job.finish(unit.input, False, [], 0.0, "no worker could be started on the cluster", 0)
-                    job.pending.clear()
+                    pool.load[w] += 1
+            pool.send_pings()
+            if not in_flight and not any(pool.alive):
+                for units in list(job.pending):
+                    for unit in units:
+                        job.finish(unit.input, False, [], 0.0, "no worker could be started on the cluster", 0)
+                job.pending.clear()
                 break
-            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
+            refs = list(in_flight) + list(pool.pings)
+            if not refs:
+                time.sleep(RESTART_WAIT_S)  # every live worker waits for its next ping
+                continue
+            ready, _ = ray.wait(refs, num_returns=1, timeout=1.0)
             for ref in ready:
+                if ref in pool.pings:
+                    pool.answer(ref)
+                    continue
                 w, units = in_flight.pop(ref)
-                load[w] -= 1
+                pool.load[w] -= 1
                 try:
                     outcomes = ray.get(ref)
-                except unavailable:
-                    # the actor is being restarted: its calls are refused, nothing was lost; wait and resend
-                    waits[w] += 1
-                    alive[w] = waits[w] * RESTART_WAIT_S < MAX_RESTART_WAIT_S
-                    resume_at[w] = time.monotonic() + RESTART_WAIT_S
-                    job.pending.appendleft(units)
-                    continue
-                except ray.exceptions.RayActorError as exc:
-                    losses[w] += 1
-                    alive[w] = losses[w] <= MAX_RESTARTS  # past its restarts the actor is gone for good
-                    resume_at[w] = time.monotonic() + RESTART_WAIT_S
+                except ray.exceptions.RayActorError as exc:  # died, or restarting (the call may have run)
+                    pool.failed(w, died=not isinstance(exc, getattr(ray.exceptions, "ActorUnavailableError", ())))
                     job.lost(units, f"{type(exc).__name__} on worker {w}")
                     continue
                 except ray.exceptions.RayError as exc:
+                    pool.failed(w, died=False)
                     job.lost(units, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
                     continue
-                waits[w] = 0
                 for outcome in outcomes:
                     job.take(outcome)
     finally:
