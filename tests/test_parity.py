@@ -120,3 +120,20 @@ def test_case_is_read_through_its_own_names_and_compares_what_it_carries(referen
     (case_dir / "faces_in" / f"face-2-{stem}.png").unlink()  # one input face fewer than the photo has
     result = run_case(case_dir)
     assert not result.passed and "n_faces" in result.line
+
+
+def test_openpose_near_tie_is_accepted_only_one_pixel_away_and_within_tolerance() -> None:
+    """A body peak may land on either of two neighbouring pixels whose smoothed values differ by
+    float rounding (1 vs 2 threads); anything farther, or a real difference, still fails."""
+    import numpy as np
+
+    from weights.parity.edn_pose import _near_ties
+
+    smoothed = np.zeros((5, 5))
+    smoothed[2, 2], smoothed[2, 3], smoothed[4, 4] = 0.500000, 0.500004, 0.3
+    ties = (np.array([0]), {0: smoothed})
+    expected = np.array([[2.0, 2.0, 0.5, 0.0]])  # (x, y, score, id)
+    assert _near_ties(ties, np.array([[2.0, 2.0, 0.5, 0.0]]), expected, 1e-4)  # the same
+    assert _near_ties(ties, np.array([[3.0, 2.0, 0.5, 0.0]]), expected, 1e-4)  # one pixel, near tie
+    assert not _near_ties(ties, np.array([[3.0, 2.0, 0.5, 0.0]]), expected, 1e-6)  # beyond the tolerance
+    assert not _near_ties(ties, np.array([[4.0, 4.0, 0.3, 0.0]]), expected, 1.0)  # two pixels away

@@ -72,14 +72,37 @@ def openpose_body(case: Case) -> Outcome:
     return outcome
 
 
-def _compare_people(outcome: Outcome, tag: str, case: Case, candidate: np.ndarray, subset: np.ndarray) -> None:
+def _near_ties(ties: tuple[np.ndarray, dict[int, np.ndarray]], got: np.ndarray, expected: np.ndarray, tol: float) -> bool:
+    """Whether every candidate whose position differs is a near tie: on the same part, one pixel
+    away, and the smoothed part map (what the peak search compares) differs between the two
+    positions by at most ``tol``, the tolerance the maps themselves are held to. Such a peak can
+    land on either pixel with float rounding (thread count, CPU), in the original as here."""
+    part_of, smoothed = ties
+    for i in np.nonzero(np.any(got[:, :2] != expected[:, :2], axis=1))[0]:
+        s = smoothed[int(part_of[i])]
+        (gx, gy), (ex, ey) = got[i, :2].astype(int), expected[i, :2].astype(int)
+        if max(abs(gx - ex), abs(gy - ey)) > 1 or abs(s[gy, gx] - s[ey, ex]) > tol:
+            return False
+    return True
+
+
+def _compare_people(outcome: Outcome, tag: str, case: Case, candidate: np.ndarray, subset: np.ndarray,
+                    ties: tuple[np.ndarray, dict[int, np.ndarray]] | None = None) -> None:  # fmt: skip
+    """Candidates and people against the case; with ``ties`` (each candidate's part and the smoothed
+    part maps of the peak search), a position that differs only at a near tie (see
+    :func:`_near_ties`) is accepted and said so."""
     exp_c = case.io["output.candidate"].double().numpy().reshape(-1, 4)
     exp_s = case.io["output.subset"].double().numpy().reshape(-1, 20)
     got_c, got_s = candidate.reshape(-1, 4), subset.reshape(-1, 20)
     if got_c.shape != exp_c.shape:
         outcome.add(Comparison(f"output.candidate[{tag}]", False, float("inf"), "same count", f"{len(got_c)} != {len(exp_c)} candidates"))
     else:
-        outcome.add(compare_tensors(f"output.candidate.xy_id[{tag}]", got_c[:, [0, 1, 3]], exp_c[:, [0, 1, 3]], 0.0, 0.0))
+        exact = compare_tensors(f"output.candidate.xy_id[{tag}]", got_c[:, [0, 1, 3]], exp_c[:, [0, 1, 3]], 0.0, 0.0)
+        if not exact.passed and ties is not None and np.array_equal(got_c[:, 3], exp_c[:, 3]) and _near_ties(ties, got_c, exp_c, case.atol):
+            moved = int(np.any(got_c[:, :2] != exp_c[:, :2], axis=1).sum())
+            exact = Comparison(exact.name, True, exact.max_abs_err, f"exact, or a near tie within {case.atol:g}",
+                               f"{moved} near-tie peak(s) one pixel away")  # fmt: skip
+        outcome.add(exact)
         outcome.add(compare_tensors(f"output.candidate.score[{tag}]", got_c[:, 2], exp_c[:, 2], case.atol, case.rtol))
     if got_s.shape != exp_s.shape:
         outcome.add(Comparison(f"output.subset[{tag}]", False, float("inf"), "same count", f"{len(got_s)} != {len(exp_s)} people"))
@@ -124,8 +147,25 @@ def openpose_body_estimator(case: Case) -> Outcome:
         # The post-processing alone, on the original's own maps: must match exactly.
         stored = body_postprocess([case.io["output.net.paf"][0].numpy()], [case.io["output.net.heatmap"][0].numpy()], inputs[:1], config)
         _compare_people(outcome, "stored_maps", case, *stored)
-    _compare_people(outcome, "own_maps", case, *body_postprocess(pafs, heats, inputs, config))
+    candidate, subset = body_postprocess(pafs, heats, inputs, config)
+    _compare_people(outcome, "own_maps", case, candidate, subset, _smoothed_parts(heats, inputs, config))
     return outcome
+
+
+def _smoothed_parts(heats: list, inputs: list, config) -> tuple[np.ndarray, dict[int, np.ndarray]] | None:
+    """Each candidate's part and the gaussian-smoothed part maps the peak search looks at (one
+    scale, as the cases run; None for several scales)."""
+    from scipy.ndimage import gaussian_filter
+
+    from pipelines.dance.openpose import find_peaks, maps_to_image
+
+    if len(heats) != 1:
+        return None
+    average = maps_to_image(heats[0], inputs[0], config.stride)
+    peaks = find_peaks(average, config.thre1, config.gaussian_sigma)
+    part_of = np.concatenate([np.full(len(p), k) for k, p in enumerate(peaks)]) if peaks else np.zeros(0, int)
+    smoothed = {k: gaussian_filter(average[:, :, k].astype(np.float64), sigma=config.gaussian_sigma) for k, p in enumerate(peaks) if len(p)}
+    return part_of, smoothed
 
 
 @handler("openpose.body_estimator.postprocess", kinds=("pipeline",))
