@@ -426,7 +426,10 @@ def _check_file(ckpt: Checkpoint, path: Path) -> None:
     info = fixture_info(ckpt)
     if info is None and ckpt.sha256:
         if ckpt.size is not None and path.stat().st_size != ckpt.size:
-            raise WeightsError(f"{ckpt.id}: {path} has the wrong size; refused. Delete it and download again.")
+            raise WeightsError(
+                f"{ckpt.id}: {path} failed its check (size {path.stat().st_size} != expected {ckpt.size}); refused. "
+                "Delete it and download again."
+            )
         got = sha256_of(path)
         if got != ckpt.sha256:
             raise WeightsError(
