@@ -1,23 +1,34 @@
-"""What every tab shares: the GPU queue, error translation, progress, limits text.
+"""What every tab shares: the GPU queue, error translation, progress with an estimate of the time
+left, the Stop button, limits text.
 
 Tabs stay thin: they lay out components and wire events to a pipeline call wrapped by
-:func:`job`, which turns user errors into ``gr.Error`` and reports progress.
+:func:`job`, which turns user errors into ``gr.Error``. A long job is started by the button of
+:func:`job_controls` and wired by :func:`run_job`: its progress (with the time left, measured
+from the recent rate) shows in the panel under that button, and its Stop button both cancels the
+event in the page and makes the running pipeline stop at its next progress step
+(:class:`~pipelines.common.errors.StoppedError`), so no abandoned computation keeps the machine.
 """
 
 from __future__ import annotations
 
+import collections
+import contextvars
 import functools
+import inspect
 import logging
 import math
 import re
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
 
 from pipelines.common.device import gpu
-from pipelines.common.errors import NostalgiaError
+from pipelines.common.errors import NostalgiaError, StoppedError
 from pipelines.common.limits import LIMITS
 from pipelines.common.media import inspect_image
 
@@ -71,17 +82,66 @@ def user_error(message: str, where: str = "input", duration: float | None = None
     return gr.Error(redact_paths(message) if public_mode() else message, duration=duration, print_exception=False)
 
 
+# --------------------------------------------------------------------------- stopping jobs
+
+
+@dataclass(frozen=True)
+class _RunningJob:
+    session: str | None  # Gradio's session hash of the page (or API client) that started it
+    started: float  # time.monotonic() when the handler began
+
+
+_current_job: contextvars.ContextVar[_RunningJob | None] = contextvars.ContextVar("nostalgia_job", default=None)
+_stop_requests: dict[str, float] = {}  # session hash -> time of its latest Stop click
+_stop_lock = threading.Lock()
+#: How many jobs each handler has stopped at a user's request (read by tests and logs).
+STOPPED_JOBS: collections.Counter[str] = collections.Counter()
+
+
+def request_stop(request: gr.Request) -> str:
+    """The Stop button: every job of this page that is running now stops at its next step (a job
+    started later is not affected). Gradio's ``cancels=`` frees the page at the same time."""
+    session = getattr(request, "session_hash", None)
+    if session:
+        now = time.monotonic()
+        with _stop_lock:
+            for key in [k for k, t in _stop_requests.items() if now - t > 3600]:
+                del _stop_requests[key]
+            _stop_requests[session] = now
+    return "**Stopped.** Nothing more is computed for this job; change the settings and start again."
+
+
+def raise_if_stopped() -> None:
+    """Raise :class:`StoppedError` when the page that started the current job pressed Stop."""
+    running = _current_job.get()
+    if running is None or running.session is None:
+        return
+    with _stop_lock:
+        asked = _stop_requests.get(running.session)
+    if asked is not None and asked >= running.started:
+        raise StoppedError("Stopped at your request.")
+
+
 def job(fn: F) -> F:
     """Wrap an event handler: a :class:`NostalgiaError` becomes ``gr.Error`` with its message and
     one log line; any other exception is logged with its traceback and reported as an internal
     error (never a stack trace in the UI, never a silent empty output). On ZeroGPU the handler
     runs under ``spaces.GPU``."""
     run = gpu(fn)
+    signature = inspect.signature(fn)
+    n_params = len(signature.parameters)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # Gradio passes the request (added to the signature below) last; direct calls may omit it.
+        request = kwargs.pop("request_", None) or (args[n_params] if len(args) > n_params else None)
+        token = _current_job.set(_RunningJob(getattr(request, "session_hash", None), time.monotonic()))
         try:
-            return run(*args, **kwargs)
+            return run(*args[:n_params], **kwargs)
+        except StoppedError:
+            STOPPED_JOBS[fn.__name__] += 1
+            log.info("stopped at the user's request: %s", fn.__name__)
+            raise gr.Error("Stopped at your request.", duration=5, print_exception=False) from None
         except gr.Error as exc:
             if exc.print_exception:  # raised by the handler's own checks (``require``): a user error
                 log.info("user error in %s: %s", fn.__name__, exc.message)
@@ -95,7 +155,14 @@ def job(fn: F) -> F:
                 f"Internal error ({type(exc).__name__}). The input was not processed; please report this.",
                 print_exception=False,  # logged just above, with its traceback
             ) from exc
+        finally:
+            _current_job.reset(token)
 
+    request_param = inspect.Parameter(
+        "request_", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.Request
+    )
+    wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), request_param])  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {**getattr(fn, "__annotations__", {}), "request_": gr.Request}
     return wrapper  # type: ignore[return-value]
 
 
@@ -185,11 +252,51 @@ def harden_inputs(demo: gr.Blocks) -> gr.Blocks:
     return demo
 
 
+def time_left_text(seconds: float) -> str:
+    """``about 40 s left`` / ``about 3 min left`` (rounded: an estimate, not a promise)."""
+    if seconds < 60:
+        return f"about {max(5, round(seconds / 5) * 5):.0f} s left"
+    if seconds < 3600:
+        return f"about {round(seconds / 60):.0f} min left"
+    return f"about {seconds / 3600:.1f} h left"
+
+
+class TimeLeft:
+    """The time left of a job from its measured rate: progress made over the last ``window``
+    seconds (so a slow model load at the start does not skew the estimate of the frames)."""
+
+    def __init__(self, window: float = 30.0, clock: Callable[[], float] = time.monotonic):
+        self.window, self.clock = window, clock
+        self.samples: collections.deque[tuple[float, float]] = collections.deque()
+
+    def __call__(self, fraction: float) -> float | None:
+        """Seconds left after reaching ``fraction``; None until a rate has been measured."""
+        now = self.clock()
+        self.samples.append((now, fraction))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= self.window:
+            self.samples.popleft()
+        t0, f0 = self.samples[0]
+        if now - t0 < 1.0 or fraction <= f0:
+            return None
+        return (1.0 - fraction) * (now - t0) / (fraction - f0)
+
+
 def progress_reporter(progress: gr.Progress) -> Callable[[float, str], None]:
-    """Adapt ``gr.Progress`` to the pipelines' ``progress(fraction, message)`` callbacks."""
+    """Adapt ``gr.Progress`` to the pipelines' ``progress(fraction, message)`` callbacks: each
+    message gets the estimated time left, and each call is where a Stop takes effect."""
+    time_left = TimeLeft()
+    running = _current_job.get()
 
     def report(fraction: float, message: str = "") -> None:
-        progress(min(max(float(fraction), 0.0), 1.0), desc=message)
+        token = _current_job.set(running)  # a pipeline may report from a worker thread
+        try:
+            raise_if_stopped()
+        finally:
+            _current_job.reset(token)
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        left = time_left(fraction)
+        estimate = time_left_text(left) if left is not None else "estimating the time left"
+        progress(fraction, desc=f"{message} · {estimate}" if message else estimate)
 
     return report
 
@@ -202,6 +309,42 @@ def owner_of(request: gr.Request | None) -> str:
     the API; "local" without a request (a direct call)."""
     session = getattr(request, "session_hash", None)
     return f"s:{session}" if session else "local"
+
+
+@dataclass
+class JobControls:
+    """A long job's start button, its Stop button and the panel under them that shows the
+    progress, the time left and, at the end, the job's note."""
+
+    button: gr.Button
+    stop: gr.Button
+    status: gr.Markdown
+
+
+def job_controls(label: str, status: str = "") -> JobControls:
+    """Lay out the start button, Stop beside it and the progress/note panel just below."""
+    with gr.Row(equal_height=True):
+        button = gr.Button(label, variant="primary", scale=4)
+        stop = gr.Button("Stop", variant="stop", scale=1, min_width=90)
+    panel = gr.Markdown(status, min_height=56, elem_classes=["job-status"])
+    return JobControls(button, stop, panel)
+
+
+def run_job(
+    controls: JobControls,
+    fn: Callable[..., Any],
+    inputs: Sequence[Any],
+    outputs: Sequence[Any],
+    api_name: str,
+    button: gr.Button | None = None,
+) -> Any:
+    """Wire ``button`` (default: the controls' main button) to ``fn`` on the GPU queue, with the
+    progress shown in the controls' panel and the Stop button cancelling it. Returns the event."""
+    event = (button or controls.button).click(
+        fn, inputs=list(inputs), outputs=list(outputs), show_progress_on=[controls.status], **gpu_event(api_name)
+    )
+    controls.stop.click(request_stop, outputs=[controls.status], cancels=[event], queue=False, api_name=False)
+    return event
 
 
 def limits_markdown() -> str:

@@ -74,3 +74,76 @@ def test_zero_gpu_wrapper_only_on_spaces(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("SPACES_ZERO_GPU", "1")
     wrapped = gpu(f, duration=30)
     assert wrapped is not f and wrapped() == "ran" and calls == [30]
+
+
+def test_time_left_comes_from_the_recent_rate() -> None:
+    from demos.common import TimeLeft, time_left_text
+
+    now = [0.0]
+    left = TimeLeft(window=30.0, clock=lambda: now[0])
+    assert left(0.05) is None  # nothing measured yet
+    now[0] = 20.0  # a slow model load: 20 s for 5 %
+    left(0.10)
+    for step in range(1, 41):  # then 1 % per second, for 40 s: the old, slow start leaves the window
+        now[0] = 20.0 + step
+        estimate = left(0.10 + 0.01 * step)
+    assert estimate == pytest.approx(50.0, rel=0.05)  # 50 % left at 1 %/s
+    assert time_left_text(estimate) == "about 50 s left" and time_left_text(200) == "about 3 min left"
+
+
+def test_stop_ends_the_running_job_of_that_page_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    from demos import common
+
+    started = threading.Event()
+    steps: list[int] = []
+
+    @job
+    def long_job(n: int, progress: gr.Progress = gr.Progress()) -> str:
+        report = common.progress_reporter(progress)
+        for i in range(n):
+            report(i / n, f"frame {i}")
+            steps.append(i)
+            started.set()
+            time.sleep(0.01)
+        return "finished"
+
+    page, other = types.SimpleNamespace(session_hash="page-a"), types.SimpleNamespace(session_hash="page-b")
+    before = common.STOPPED_JOBS["long_job"]
+    outcome: list[BaseException | str] = []
+
+    def run() -> None:
+        try:
+            outcome.append(long_job(100_000, gr.Progress(), page))  # as Gradio calls it: the request last
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    assert started.wait(10)
+    common.request_stop(other)  # another visitor's Stop does not touch this job
+    time.sleep(0.05)
+    assert worker.is_alive()
+    assert "Stopped" in common.request_stop(page)
+    worker.join(5)
+    assert not worker.is_alive() and len(steps) < 100_000
+    assert isinstance(outcome[0], gr.Error) and "Stopped at your request" in str(outcome[0])
+    assert common.STOPPED_JOBS["long_job"] == before + 1
+    # a job the same page starts after its Stop click runs to the end
+    assert long_job(3, gr.Progress(), page) == "finished"
+
+
+def test_job_adds_the_request_to_the_signature_gradio_reads() -> None:
+    import inspect
+    import typing
+
+    @job
+    def handler(photo: str | None, progress: gr.Progress = gr.Progress()) -> str:
+        return photo or ""
+
+    params = list(inspect.signature(handler).parameters)
+    assert params == ["photo", "progress", "request_"]
+    assert typing.get_type_hints(handler)["request_"] is gr.Request
+    assert handler("x") == "x"

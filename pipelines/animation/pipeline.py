@@ -15,6 +15,7 @@ side-by-side video).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -353,6 +354,7 @@ def animate(
     side_by_side: bool = True,
     batch_size: int | None = None,
     max_side: int = MAX_OUTPUT_SIDE,
+    first_seconds: float | None = None,
     pipeline: TPSMMPipeline | None = None,
     progress: ProgressFn | None = None,
 ) -> AnimateOutput:
@@ -365,7 +367,8 @@ def animate(
     with the driving audio; ``side_by_side`` adds a (driving | result) video. ``pipeline`` reuses
     an already built pipeline (its config then decides the model). Photos larger than
     ``max_side`` on their long side are scaled down to it first (the video would not play in a
-    browser otherwise); smaller photos keep their full resolution.
+    browser otherwise); smaller photos keep their full resolution. ``first_seconds`` animates only
+    the start of the driving video (None: the whole clip); its sound is cut to match.
     """
     started = time.perf_counter()
     report = progress or (lambda f, m="": None)
@@ -377,8 +380,11 @@ def animate(
     photo = crops.fit(media.load_image(source_image, name="photo"), max_side)
     report(0.02, "reading the driving video")
     info = media.probe_video(driving_video)  # every limit checked before any frame is decoded
-    n_frames = info.n_frames
+    n_frames = min(info.n_frames, media.frames_in_first(first_seconds, info.fps) or info.n_frames)
     notes: list[str] = []
+    if n_frames < info.n_frames:
+        notes.append(f"Used the first {n_frames / info.fps:.1f} s of the {info.duration:.1f} s driving video "
+                     f"({n_frames} of {info.n_frames} frames).")  # fmt: skip
     size = (cfg.img_size, cfg.img_size)
 
     faces_found, square, chosen = 0, None, None
@@ -413,7 +419,8 @@ def animate(
     best = None
     if find_best_frame and cfg.face:
         report(0.07, "finding the best-matching driving frame")
-        small = (to_uint8_like_skimage(model_input(f)) for f in media.iter_frames(driving_video))
+        first = itertools.islice(media.iter_frames(driving_video), n_frames)
+        small = (to_uint8_like_skimage(model_input(f)) for f in first)
         best = best_frame_index(to_uint8_like_skimage(source_f), small)
     elif find_best_frame:
         notes.append("Best-frame search needs faces; it applies to the vox model only.")

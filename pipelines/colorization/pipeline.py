@@ -18,6 +18,7 @@ returned as if it were a result), and video can smooth the chrominance over time
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from pipelines.common.limits import LIMITS
 from pipelines.common.media import (
     ImageLike,
     discard_on_failure,
+    frames_in_first,
     iter_frames,
     load_image,
     new_output_path,
@@ -392,16 +394,19 @@ class Colorizer:
         *,
         smoothing: float = 0.0,
         batch_size: int = 4,
+        first_seconds: float | None = None,
         progress: ProgressFn | None = None,
     ) -> Path:
-        """Colorize every frame of a video; H.264 MP4 at the source fps with the source audio."""
+        """Colorize every frame of a video (only its first ``first_seconds`` when given); H.264 MP4
+        at the source fps with the source audio (cut to match)."""
         info = probe_video(path)
         if info.width * info.height > LIMITS.max_video_pixels:
             raise InputError(
                 f"{Path(path).name}: frames of {info.width}x{info.height} exceed the limit of "
                 f"{LIMITS.max_video_pixels / 1e6:.1f} MP per frame. Downscale the video and try again."
             )
-        total = max(info.n_frames, 1)
+        limit = frames_in_first(first_seconds, info.fps)
+        total = max(min(info.n_frames, limit or info.n_frames), 1)
 
         def on_frame(done: int) -> None:
             if progress:
@@ -409,7 +414,8 @@ class Colorizer:
 
         out = Path(output) if output is not None else new_output_path(".mp4", prefix="colorized")
         frames = self.colorize_frames(
-            iter_frames(path), render_factor, post_process, smoothing=smoothing, batch_size=batch_size, on_frame=on_frame
+            itertools.islice(iter_frames(path), limit), render_factor, post_process, smoothing=smoothing,
+            batch_size=batch_size, on_frame=on_frame,
         )
         with discard_on_failure(out):
             return write_video(frames, out, info.fps, audio_from=path)
@@ -451,10 +457,11 @@ def colorize_video(
     *,
     smoothing: float = 0.0,
     output: str | Path | None = None,
+    first_seconds: float | None = None,
     progress: ProgressFn | None = None,
 ) -> Path:
-    """Colorize a video file; returns the path of the MP4 written."""
+    """Colorize a video file (only its first ``first_seconds`` when given); returns the MP4's path."""
     return Colorizer.from_pretrained(model).colorize_video(
-        path, output, render_factor, post_process, smoothing=smoothing, progress=progress
+        path, output, render_factor, post_process, smoothing=smoothing, first_seconds=first_seconds, progress=progress
     )
 

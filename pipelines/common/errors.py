@@ -20,3 +20,7 @@ class ModelUnavailableError(NostalgiaError):
 
 class OutOfMemoryError(NostalgiaError, MemoryError):
     """The device ran out of memory; the message suggests a smaller setting."""
+
+
+class StoppedError(NostalgiaError):
+    """The user stopped the job (its progress callback raises this at the next step)."""

@@ -10,6 +10,7 @@ copied back when it has one.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import shutil
@@ -356,18 +357,31 @@ def iter_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
         reader.close()
 
 
-def read_video(path: str | os.PathLike, *, max_seconds: float | None = None) -> tuple[list[np.ndarray], VideoInfo]:
-    """All frames (RGB uint8) and the video's info, after the limit checks, for the steps that
-    need every frame at once (prefer :func:`iter_frames`): the decoded frames must also fit
-    ``NOSTALGIA_MAX_IN_MEMORY_MB``."""
+def frames_in_first(seconds: float | None, fps: float) -> int | None:
+    """How many frames the first ``seconds`` of a video at ``fps`` hold (at least 1); None for
+    the whole clip (``seconds`` None or 0)."""
+    if not seconds or seconds <= 0:
+        return None
+    return max(1, round(float(seconds) * fps))
+
+
+def read_video(
+    path: str | os.PathLike, *, max_seconds: float | None = None, first_seconds: float | None = None
+) -> tuple[list[np.ndarray], VideoInfo]:
+    """The frames (RGB uint8) and the video's info, after the limit checks, for the steps that
+    need every frame at once (prefer :func:`iter_frames`); only the first ``first_seconds`` when
+    given (decoding stops there). The decoded frames must also fit ``NOSTALGIA_MAX_IN_MEMORY_MB``.
+    ``info.n_frames`` counts the frames returned; ``info.duration`` stays the whole clip's."""
     info = probe_video(path, max_seconds=max_seconds)
-    needed_mb = info.n_frames * info.width * info.height * 3 / 1e6
+    limit = frames_in_first(first_seconds, info.fps)
+    n_frames = min(info.n_frames, limit) if limit else info.n_frames
+    needed_mb = n_frames * info.width * info.height * 3 / 1e6
     if needed_mb > LIMITS.max_in_memory_mb:
         raise InputError(
-            f"{Path(path).name}: {info.n_frames} frames of {info.width}x{info.height} need {needed_mb:.3g} MB in memory "
+            f"{Path(path).name}: {n_frames} frames of {info.width}x{info.height} need {needed_mb:.3g} MB in memory "
             f"for this step; the limit is {LIMITS.max_in_memory_mb:g} MB. Use a shorter or smaller video."
         )
-    frames = list(iter_frames(path))
+    frames = list(itertools.islice(iter_frames(path), limit))
     if not frames:
         raise InputError(f"{Path(path).name}: the video has no decodable frames.")
     info.n_frames = len(frames)

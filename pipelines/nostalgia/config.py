@@ -28,8 +28,8 @@ class NostalgiaOptions:
     """What the one-click chain does. Each step can be switched off; ``auto`` decides per photo.
 
     ``scratches``/``colorize``: ``auto`` (detect), ``yes`` (always) or ``no`` (never).
-    ``driving``: a driving video path; None uses the offline preset ``preset``, ``motion_seconds``
-    long at ``motion_fps``. ``face_index`` is 0-based, largest face first; ``all_faces`` animates
+    ``driving``: a driving video path (its first ``motion_seconds`` are used); None uses the offline
+    preset ``preset``, ``motion_seconds`` long at ``motion_fps``. ``face_index`` is 0-based, largest face first; ``all_faces`` animates
     every detected face in one video. The chain works at most at ``max_side`` pixels (long side).
     """
 

@@ -219,9 +219,10 @@ class NostalgiaPipeline:
         return before if len(before) > len(final) else final
 
     def driving(self, opts: NostalgiaOptions) -> tuple[list[np.ndarray], float]:
-        """Driving frames and fps: the uploaded video, else the offline preset."""
+        """Driving frames and fps: the first ``motion_seconds`` of the uploaded video, else the
+        offline preset, ``motion_seconds`` long."""
         if opts.driving is not None and str(opts.driving).strip():
-            frames, info = media.read_video(Path(opts.driving))
+            frames, info = media.read_video(Path(opts.driving), first_seconds=float(opts.motion_seconds))
         else:
             path = preset_driving_video(opts.preset, float(opts.motion_seconds), float(opts.motion_fps))
             frames, info = media.read_video(path)
