@@ -56,6 +56,12 @@ def fixture_banner_html() -> str:
     )
 
 
+def _banner_update() -> dict:
+    """The banner as of this page load, hidden (taking no room) when no fixture is in use."""
+    html = fixture_banner_html()
+    return gr.update(value=html, visible=bool(html))
+
+
 def build_app() -> gr.Blocks:
     """The whole UI: one tab per registered demo, in a fixed order, then the Models tab."""
     budgets = DiskBudgets.from_env()
@@ -63,14 +69,14 @@ def build_app() -> gr.Blocks:
     # budget is kept by prune_upload_cache after every upload
     delete_cache = (max(1, int(budgets.prune_every_s)), max(1, int(budgets.upload_ttl_hours * 3600)))
     with gr.Blocks(title=TITLE, delete_cache=delete_cache) as demo:
-        gr.Markdown(f"# {TITLE}\n{INTRO}")
-        banner = gr.HTML(fixture_banner_html(), elem_id="fixture-banner-box")
-        gr.Markdown(limits_markdown())
+        gr.Markdown(f"# {TITLE}\n{INTRO}<br>{limits_markdown()}")  # the limits, once for every tab
+        first = fixture_banner_html()
+        banner = gr.HTML(first, elem_id="fixture-banner-box", visible=bool(first))
         with gr.Tabs():
             for tab in registered_tabs():
                 with gr.Tab(tab.TITLE, id=tab.__name__.rsplit(".", 1)[-1]):
                     tab.build()
-        demo.load(fixture_banner_html, outputs=banner, api_name=False, queue=False)
+        demo.load(_banner_update, outputs=banner, api_name=False, queue=False)
     return harden_inputs(demo)
 
 

@@ -11,7 +11,17 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from demos.common import cli_name, gpu_event, job, limits_markdown, named_like_cli, progress_reporter, require
+from demos.common import (
+    cli_name,
+    default_first_seconds,
+    job,
+    job_controls,
+    length_control,
+    named_like_cli,
+    progress_reporter,
+    require,
+    run_job,
+)
 from pipelines.colorization import examples
 from pipelines.colorization.config import (
     DEFAULT_RENDER_FACTOR_IMAGE,
@@ -121,19 +131,24 @@ def run_video(
     render_factor: float,
     post_process: bool,
     smoothing: float,
+    first_seconds: float | None = None,
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[str, str]:
-    """``/colorize_video``: the colorized MP4 (source fps and audio) and a note."""
+    """``/colorize_video``: the colorized MP4 (source fps and audio) and a note. ``first_seconds``:
+    only the start of the video (0 or None: the whole clip)."""
     require(video, "a video")
     probe_video(video)  # every limit checked before the model loads or a frame is decoded
     report = progress_reporter(progress)
     colorizer = Colorizer.from_pretrained(model)
     rf = _render_factor(render_factor, DEFAULT_RENDER_FACTOR_VIDEO)
     start = time.perf_counter()
+    first = float(first_seconds or 0) or None
     out = colorizer.colorize_video(
-        video, None, rf, bool(post_process), smoothing=float(smoothing or 0.0), progress=report
+        video, None, rf, bool(post_process), smoothing=float(smoothing or 0.0), first_seconds=first, progress=report
     )
     note = f"**{model}** at render factor {rf}, temporal smoothing {float(smoothing or 0):.2f}; done in {time.perf_counter() - start:.1f} s."
+    if first:
+        note += f" Only the first {first:g} s (set the length to 0 for the whole clip)."
     return named_like_cli(out, video, "colorized"), note
 
 
@@ -162,74 +177,59 @@ def build() -> None:
             with gr.Row():
                 with gr.Column():
                     photo = gr.Image(
-                        label="Black-and-white photo",
-                        type="filepath",
-                        sources=["upload", "webcam", "clipboard"],
-                        height=360,
-                    )
-                    model = _model_radio("artistic")
-                    render_factor = gr.Slider(
-                        RENDER_FACTOR_MIN, RENDER_FACTOR_MAX, value=DEFAULT_RENDER_FACTOR_IMAGE, step=1,
-                        label="Render factor", info=RENDER_FACTOR_INFO,
+                        label="Black-and-white photo", type="filepath", sources=["upload", "webcam", "clipboard"],
+                        height=300,
                     )  # fmt: skip
-                    post_process = _post_process_box("photo")
-                    with gr.Row():
-                        button = gr.Button("Colorize", variant="primary")
+                    controls = job_controls("Colorize")
+                    model = _model_radio("artistic")
+                    with gr.Accordion("Options and render-factor sweep", open=False):
+                        render_factor = gr.Slider(
+                            RENDER_FACTOR_MIN, RENDER_FACTOR_MAX, value=DEFAULT_RENDER_FACTOR_IMAGE, step=1,
+                            label="Render factor", info=RENDER_FACTOR_INFO,
+                        )  # fmt: skip
+                        post_process = _post_process_box("photo")
+                        sweep_factors = gr.CheckboxGroup(
+                            SWEEP_CHOICES, value=DEFAULT_SWEEP_CHOICE, label="Render factors for the sweep"
+                        )
                         sweep_button = gr.Button("Sweep")
-                    sweep_factors = gr.CheckboxGroup(
-                        SWEEP_CHOICES, value=DEFAULT_SWEEP_CHOICE, label="Render factors for the sweep"
-                    )
-                    gr.Markdown(limits_markdown())
                 with gr.Column():
                     slider = gr.ImageSlider(label="Before / after", type="numpy", format="png", height=420)
                     download = gr.File(label="Full-resolution PNG")
-                    note = gr.Markdown()
             gallery = gr.Gallery(label="Render-factor sweep", format="png", columns=4, height="auto")
             gr.Examples(
                 examples=[[str(p), "artistic", DEFAULT_RENDER_FACTOR_IMAGE, True] for p in example_photos()],
                 inputs=[photo, model, render_factor, post_process],
                 label="Examples (gray photos shipped with scikit-image)",
             )
-            button.click(
-                run_colorize,
-                inputs=[photo, model, render_factor, post_process],
-                outputs=[slider, download, note],
-                **gpu_event("colorize"),
-            )
-            sweep_button.click(
-                run_sweep,
-                inputs=[photo, model, sweep_factors, post_process],
-                outputs=[gallery],
-                **gpu_event("colorize_sweep"),
-            )
+            run_job(controls, run_colorize, [photo, model, render_factor, post_process],
+                    [slider, download, controls.status], "colorize")  # fmt: skip
+            run_job(controls, run_sweep, [photo, model, sweep_factors, post_process], [gallery], "colorize_sweep",
+                    button=sweep_button)  # fmt: skip
         with gr.Tab("Video"):
             with gr.Row():
                 with gr.Column():
-                    video = gr.Video(label="Black-and-white video", sources=["upload"], height=320)
+                    video = gr.Video(label="Black-and-white video", sources=["upload"], height=300)
+                    video_controls = job_controls("Colorize video")
+                    with gr.Row():
+                        first_seconds = length_control("video")
                     video_model = _model_radio("video")
-                    video_rf = gr.Slider(
-                        RENDER_FACTOR_MIN, RENDER_FACTOR_MAX, value=DEFAULT_RENDER_FACTOR_VIDEO, step=1,
-                        label="Render factor", info="DeOldify's video default is 21; every frame is colorized.",
-                    )  # fmt: skip
-                    video_post = _post_process_box("film")
-                    smoothing = gr.Slider(
-                        0.0, 0.9, value=0.5, step=0.05, label="Temporal colour smoothing",
-                        info="Blends each frame's colour with the previous frames' to reduce flicker (0 = off, "
-                        "as the original). Resets at scene cuts; brightness is never changed.",
-                    )  # fmt: skip
-                    video_button = gr.Button("Colorize video", variant="primary")
-                    gr.Markdown(limits_markdown())
+                    with gr.Accordion("Options", open=False):
+                        video_rf = gr.Slider(
+                            RENDER_FACTOR_MIN, RENDER_FACTOR_MAX, value=DEFAULT_RENDER_FACTOR_VIDEO, step=1,
+                            label="Render factor", info="DeOldify's video default is 21; every frame is colorized.",
+                        )  # fmt: skip
+                        video_post = _post_process_box("film")
+                        smoothing = gr.Slider(
+                            0.0, 0.9, value=0.5, step=0.05, label="Temporal colour smoothing",
+                            info="Blends each frame's colour with the previous frames' to reduce flicker (0 = off, "
+                            "as the original). Resets at scene cuts; brightness is never changed.",
+                        )  # fmt: skip
                 with gr.Column():
-                    video_out = gr.Video(label="Colorized (source fps and audio kept)", height=320)
-                    video_note = gr.Markdown()
+                    video_out = gr.Video(label="Colorized (source fps and audio kept)", height=360)
             gr.Examples(
-                examples=[[str(example_video()), "video", DEFAULT_RENDER_FACTOR_VIDEO, True, 0.5]],
-                inputs=[video, video_model, video_rf, video_post, smoothing],
+                examples=[[str(example_video()), "video", DEFAULT_RENDER_FACTOR_VIDEO, True, 0.5, default_first_seconds()]],
+                inputs=[video, video_model, video_rf, video_post, smoothing, first_seconds],
                 label="Example (generated offline: a pan across a scikit-image photo, with a tone as audio)",
             )
-            video_button.click(
-                run_video,
-                inputs=[video, video_model, video_rf, video_post, smoothing],
-                outputs=[video_out, video_note],
-                **gpu_event("colorize_video"),
-            )
+            run_job(video_controls, run_video, [video, video_model, video_rf, video_post, smoothing, first_seconds],
+                    [video_out, video_controls.status], "colorize_video")  # fmt: skip

@@ -311,6 +311,26 @@ def owner_of(request: gr.Request | None) -> str:
     return f"s:{session}" if session else "local"
 
 
+def default_first_seconds() -> int:
+    """How much of a video a job uses unless told otherwise: the first 5 s on a CPU (each second
+    of a clip costs minutes there), the whole clip (0) on a GPU."""
+    from pipelines.common.device import pick_device
+
+    return 5 if pick_device().type == "cpu" else 0
+
+
+def length_control(what: str) -> gr.Slider:
+    """The length of a video job: the first N seconds of ``what``, 0 for the whole clip, which
+    the button beside it sets in one click."""
+    slider = gr.Slider(
+        0, math.ceil(LIMITS.max_video_seconds), value=default_first_seconds(), step=1, scale=4,
+        label=f"Length: first seconds of the {what} (0 = whole clip)",
+    )  # fmt: skip
+    whole = gr.Button("Whole clip", size="sm", scale=1, min_width=100)
+    whole.click(lambda: 0, outputs=slider, api_name=False, queue=False)
+    return slider
+
+
 @dataclass
 class JobControls:
     """A long job's start button, its Stop button and the panel under them that shows the
@@ -356,3 +376,66 @@ def require(value: Any, what: str) -> Any:
     if value is None or (isinstance(value, str) and not value.strip()):
         raise gr.Error(f"Please provide {what} first.")
     return value
+
+
+# --------------------------------------------------------------------------- choosing a face
+
+
+@dataclass
+class FacePicker:
+    """Whole, numbered face thumbnails and the photo with numbered frames; a click on either
+    chooses the face (sets the face-number field)."""
+
+    gallery: gr.Gallery
+    overview: gr.Image
+    boxes: gr.State  # the faces' boxes in the overview's pixels
+
+
+def find_faces(photo: str | None, max_side: int) -> tuple[list[tuple[Any, str]], Any, dict, list[list[int]]]:
+    """(numbered thumbnails, numbered overview, face-number update, boxes in overview pixels) of
+    the faces in ``photo`` at the working size ``max_side`` of the tab's pipeline (largest first,
+    the numbering the pipeline uses)."""
+    if not photo:
+        return [], None, gr.update(value=1, maximum=None), []
+    from pipelines.animation.crop import fit
+    from pipelines.common import faces
+    from pipelines.common.media import load_image
+
+    try:
+        image = fit(load_image(photo), max_side)
+    except NostalgiaError as exc:
+        raise user_error(str(exc), "face picker") from exc
+    boxes = faces.detect_faces(image)
+    thumbs = [(faces.face_thumbnail(image, box, i + 1), f"Face {i + 1}") for i, box in enumerate(boxes)]
+    overview, scaled = faces.numbered_overview(image, boxes)
+    return thumbs, overview, gr.update(value=1, maximum=max(1, len(boxes))), scaled.tolist()
+
+
+def face_picker(photo: gr.Image, number: gr.Number, max_side: int) -> FacePicker:
+    """Lay out the face picker for ``photo`` and wire it to the face-number field ``number``."""
+    with gr.Row(equal_height=True):
+        gallery = gr.Gallery(
+            label="Faces found (largest first): click one to choose it", columns=4, height=176,
+            object_fit="contain", allow_preview=False, format="png", elem_classes=["face-thumbnails"], scale=3,
+        )  # fmt: skip
+        overview = gr.Image(label="Where each face is (click a face)", type="numpy", format="png",
+                            interactive=False, height=176, scale=2, elem_classes=["face-overview"])  # fmt: skip
+    boxes = gr.State([])
+
+    def on_photo(path: str | None) -> tuple[Any, ...]:
+        return find_faces(path, max_side)
+
+    def from_gallery(evt: gr.SelectData) -> dict:
+        return gr.update(value=int(evt.index) + 1)
+
+    def from_overview(found: list[list[int]], evt: gr.SelectData) -> dict:
+        from pipelines.common.faces import face_at
+
+        x, y = evt.index
+        chosen = face_at(found, float(x), float(y))
+        return gr.update() if chosen is None else gr.update(value=chosen + 1)
+
+    photo.change(on_photo, inputs=photo, outputs=[gallery, overview, number, boxes], api_name=False, queue=False)
+    gallery.select(from_gallery, outputs=number, api_name=False, queue=False)
+    overview.select(from_overview, inputs=boxes, outputs=number, api_name=False, queue=False)
+    return FacePicker(gallery, overview, boxes)

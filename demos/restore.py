@@ -11,7 +11,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from demos.common import gpu_event, job, limits_markdown, progress_reporter, require
+from demos.common import job, job_controls, progress_reporter, require, run_job
 from pipelines.common.device import gpu
 from pipelines.common.media import outputs_root
 from pipelines.restoration import examples
@@ -78,16 +78,14 @@ def build() -> None:
     )
     with gr.Row():
         with gr.Column():
-            photo = gr.Image(label="Old photo", type="filepath", sources=["upload", "clipboard"], height=360)
+            photo = gr.Image(label="Old photo", type="filepath", sources=["upload", "clipboard"], height=330)
+            controls = job_controls("Restore")
             with gr.Row():
                 with_scratch = gr.Checkbox(label="has scratches", value=False)
                 hr = gr.Checkbox(label="high resolution", value=False)
                 enhance_faces = gr.Checkbox(label="enhance faces", value=True)
-            button = gr.Button("Restore", variant="primary")
-            gr.Markdown(limits_markdown())
         with gr.Column():
             slider = gr.ImageSlider(label="Before / after", type="numpy", format="png", height=420)
-            note = gr.Markdown()
     gallery = gr.Gallery(label="Intermediate results", format="png", columns=4, height="auto")
     gr.Examples(
         examples=[
@@ -96,9 +94,4 @@ def build() -> None:
         inputs=[photo, with_scratch, hr, enhance_faces],
         label="Examples (generated offline from scikit-image photos, aged and scratched procedurally)",
     )
-    button.click(
-        run_restore,
-        inputs=[photo, with_scratch, hr, enhance_faces],
-        outputs=[slider, gallery, note],
-        **gpu_event("restore"),
-    )
+    run_job(controls, run_restore, [photo, with_scratch, hr, enhance_faces], [slider, gallery, controls.status], "restore")

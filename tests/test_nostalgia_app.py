@@ -122,10 +122,27 @@ def test_story_endpoint_uses_the_recording(client, couple: Path, tmp_path: Path)
     assert "your recording" in notes
 
 
-def test_dropping_a_photo_previews_its_numbered_faces(couple: Path) -> None:
-    from demos.nostalgia import detected_faces
+def test_dropping_a_photo_previews_its_whole_numbered_faces(couple: Path) -> None:
+    from demos.common import find_faces
+    from pipelines.common import faces
+    from pipelines.common.media import load_image
+    from pipelines.nostalgia.config import NostalgiaOptions
 
-    previews, update = detected_faces(str(couple))
+    previews, overview, update, boxes = find_faces(str(couple), NostalgiaOptions().max_side)
     assert [caption for _, caption in previews] == ["Face 1", "Face 2"]
     assert update["maximum"] == 2 and update["value"] == 1
-    assert detected_faces(None)[0] == []
+    assert all(thumb.shape == (faces.THUMBNAIL_SIDE, faces.THUMBNAIL_SIDE, 3) for thumb, _ in previews)
+    assert overview.shape[2] == 3 and max(overview.shape[:2]) <= 640 and len(boxes) == 2
+    # the thumbnail holds the whole face: the detected box plus a margin on every side
+    image = load_image(couple)
+    for box in faces.detect_faces(image):
+        left, top, side = faces.face_frame(box)
+        l_, t_, r_, b_ = box
+        margin = faces.THUMBNAIL_MARGIN * max(r_ - l_, b_ - t_) - 1  # rounding to whole pixels
+        assert left <= l_ - margin and top <= t_ - margin
+        assert left + side >= r_ + margin and top + side >= b_ + margin
+    # a click on the overview inside a face's frame chooses that face
+    (l0, t0, r0, b0), (l1, t1, r1, b1) = boxes
+    assert faces.face_at(boxes, (l1 + r1) / 2, (t1 + b1) / 2) == 1
+    assert faces.face_at(boxes, (l0 + r0) / 2, (t0 + b0) / 2) == 0
+    assert find_faces(None, 1280)[0] == []

@@ -123,3 +123,84 @@ def landmarks68(image: np.ndarray, box: np.ndarray | tuple[int, int, int, int]) 
 def face_landmarks(image: np.ndarray, upsample: int = 1) -> list[np.ndarray]:
     """68-point landmarks of every face found, largest face first (empty list when none)."""
     return [landmarks68(image, box) for box in detect_faces(image, upsample=upsample)]
+
+
+# --------------------------------------------------------------------------- choosing a face
+
+#: Thumbnail side in pixels and the margin around a face box (a share of its larger side, on every
+#: side): dlib's boxes run from the brows to the chin, so the margin brings in hair, ears and neck.
+THUMBNAIL_SIDE = 128
+THUMBNAIL_MARGIN = 0.45
+
+
+def face_frame(box: np.ndarray | tuple[int, int, int, int], margin: float = THUMBNAIL_MARGIN) -> tuple[int, int, int]:
+    """``(left, top, side)`` of the square centred on ``box`` that holds it with ``margin`` all round."""
+    left, top, right, bottom = (float(v) for v in box)
+    side = max(right - left, bottom - top) * (1.0 + 2.0 * margin)
+    cx, cy = (left + right) / 2, (top + bottom) / 2
+    return round(cx - side / 2), round(cy - side / 2), max(1, round(side))
+
+
+def _badge(draw: Any, xy: tuple[float, float], text: str, size: int) -> None:
+    """A number on a dark rounded label, readable on any photo."""
+    from pipelines.common.media import load_font
+
+    font = load_font(size)
+    x0, y0, x1, y1 = draw.textbbox(xy, text, font=font)
+    pad = max(2, size // 5)
+    draw.rounded_rectangle((x0 - pad, y0 - pad, x1 + pad, y1 + pad), radius=pad, fill=(20, 20, 20))
+    draw.text(xy, text, font=font, fill=(255, 255, 255))
+
+
+def face_thumbnail(image: np.ndarray, box: np.ndarray, number: int, side: int = THUMBNAIL_SIDE) -> np.ndarray:
+    """The whole face of ``box`` with a margin (gray where the photo ends), ``side`` x ``side``,
+    its ``number`` drawn in the corner."""
+    from PIL import Image, ImageDraw
+
+    rgb = _as_rgb_uint8(image)
+    h, w = rgb.shape[:2]
+    left, top, size = face_frame(box)
+    canvas = np.full((size, size, 3), 128, np.uint8)
+    sx0, sy0, sx1, sy1 = max(0, left), max(0, top), min(w, left + size), min(h, top + size)
+    if sx1 > sx0 and sy1 > sy0:
+        canvas[sy0 - top : sy1 - top, sx0 - left : sx1 - left] = rgb[sy0:sy1, sx0:sx1]
+    thumb = Image.fromarray(canvas).resize((side, side), Image.LANCZOS)
+    _badge(ImageDraw.Draw(thumb), (side * 0.07, side * 0.05), str(number), max(12, side // 6))
+    return np.asarray(thumb)
+
+
+def numbered_overview(image: np.ndarray, boxes: np.ndarray, max_side: int = 640) -> tuple[np.ndarray, np.ndarray]:
+    """The photo at most ``max_side`` pixels long, each face framed and numbered (1 = largest);
+    and the boxes in the overview's pixels (to find the face a click lands on)."""
+    from PIL import Image, ImageDraw
+
+    rgb = _as_rgb_uint8(image)
+    h, w = rgb.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    view = Image.fromarray(rgb)
+    if scale < 1.0:
+        view = view.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS)
+    scaled = np.round(np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * scale).astype(np.int64)
+    draw = ImageDraw.Draw(view)
+    line = max(2, round(max(view.size) / 250))
+    for i, (left, top, right, bottom) in enumerate(scaled):
+        draw.rectangle((left, top, right, bottom), outline=(255, 210, 0), width=line)
+        _badge(draw, (left + line * 2, top + line * 2), str(i + 1), max(12, min(28, (bottom - top) // 3)))
+    return np.asarray(view), scaled
+
+
+def face_at(boxes: np.ndarray, x: float, y: float) -> int | None:
+    """Index of the face a click at ``(x, y)`` chose: the smallest box around the point, else the
+    box whose centre is nearest (within one box size); None when the click is far from every face."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if not len(boxes):
+        return None
+    inside = [(float((b[2] - b[0]) * (b[3] - b[1])), i) for i, b in enumerate(boxes)
+              if b[0] <= x <= b[2] and b[1] <= y <= b[3]]  # fmt: skip
+    if inside:
+        return min(inside)[1]
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    sizes = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    distances = np.hypot(centres[:, 0] - x, centres[:, 1] - y)
+    best = int(np.argmin(distances))
+    return best if distances[best] <= sizes[best] else None

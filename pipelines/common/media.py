@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFont, ImageOps, UnidentifiedImageError
 
 from pipelines.common import disk
 from pipelines.common.errors import InputError
@@ -155,6 +155,24 @@ def _check_pixels(width: int, height: int, limit: int, label: str) -> None:
             f"{label}: {width}x{height} = {width * height / 1e6:.1f} MP exceeds the limit of {limit / 1e6:g} MP. "
             "Downscale the photo and try again."
         )
+
+
+FONT_PATHS = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+)
+
+
+def load_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """DejaVu Sans at ``size`` px when installed (fonts-dejavu-core), else PIL's default font
+    (captions of stories, numbers on face thumbnails)."""
+    for path in FONT_PATHS:
+        if Path(path).exists():
+            return ImageFont.truetype(path, size)
+    try:
+        return ImageFont.load_default(size)
+    except TypeError:  # Pillow < 10.1 has no sized default font
+        return ImageFont.load_default()
 
 
 def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:

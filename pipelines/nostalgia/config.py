@@ -21,6 +21,8 @@ DRIVING_PRESETS: dict[str, str] = {
     "nod": "Gentle nod, turn and lean (procedural, offline)",
 }
 DEFAULT_PRESET = "nod"
+#: Allowed length of the driving motion in seconds (the preset's, or the start of an uploaded video).
+MOTION_SECONDS_RANGE = (0.2, 30.0)
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,9 @@ class NostalgiaOptions:
                 raise InputError(f"{name} must be one of {', '.join(CHOICES)}; got {value!r}.")
         if self.driving is None and self.preset not in DRIVING_PRESETS:
             raise InputError(f"Unknown driving preset {self.preset!r}; choose one of {', '.join(DRIVING_PRESETS)}.")
-        if not 0.2 <= float(self.motion_seconds) <= 30.0:
-            raise InputError(f"motion_seconds must be between 0.2 and 30; got {self.motion_seconds}.")
+        low, high = MOTION_SECONDS_RANGE
+        if not low <= float(self.motion_seconds) <= high:
+            raise InputError(f"motion_seconds must be between {low:g} and {high:g}; got {self.motion_seconds}.")
         if not 1.0 <= float(self.motion_fps) <= 60.0:
             raise InputError(f"motion_fps must be between 1 and 60; got {self.motion_fps}.")
         if int(self.face_index) < 0:

@@ -67,14 +67,9 @@ class NostalgiaResult:
         """One line per step for the user."""
         return "\n".join(f"- **{s.name}**: {s.reason}" + (f" ({s.seconds:.1f} s)" if s.ran else "") for s in self.steps)
 
-    def face_thumbnails(self, size: int = 96) -> list[tuple[np.ndarray, str]]:
-        """Each detected face (largest first) with its number, for choosing which to animate."""
-
-        thumbs = []
-        for i, box in enumerate(self.face_boxes):
-            square = crops.crop_square(box, scale=1.3, shift_up=0.0)
-            thumbs.append((crops.resize_uint8(crops.extract(self.image, square), (size, size)), f"Face {i + 1}"))
-        return thumbs
+    def face_thumbnails(self) -> list[tuple[np.ndarray, str]]:
+        """Each detected face (largest first), whole and numbered, for choosing which to animate."""
+        return [(faces.face_thumbnail(self.image, box, i + 1), f"Face {i + 1}") for i, box in enumerate(self.face_boxes)]
 
     def save(self, folder: str | Path, stem: str, overwrite: bool = False) -> list[Path]:
         """Write the intermediates and the video as ``stem.restored.png``, ``stem.colorized.png``,

@@ -31,15 +31,11 @@ from PIL import Image, ImageDraw, ImageFont
 from pipelines.common import disk, media
 from pipelines.common.errors import InputError, ModelUnavailableError
 from pipelines.common.limits import LIMITS
+from pipelines.common.media import load_font
 from pipelines.common.progress import ProgressFn
 from pipelines.nostalgia.config import NostalgiaOptions, StoryOptions
 from pipelines.nostalgia.motion import ping_pong
 from pipelines.nostalgia.pipeline import NostalgiaPipeline, NostalgiaResult, Step
-
-FONT_PATHS = (
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-)
 
 # --------------------------------------------------------------------------- narration
 
@@ -194,17 +190,6 @@ class Caption:
     start: float
     end: float
     lines: tuple[str, ...]
-
-
-def load_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """DejaVu Sans at ``size`` px when installed (fonts-dejavu-core), else PIL's default font."""
-    for path in FONT_PATHS:
-        if Path(path).exists():
-            return ImageFont.truetype(path, size)
-    try:
-        return ImageFont.load_default(size)
-    except TypeError:  # Pillow < 10.1 has no sized default font
-        return ImageFont.load_default()
 
 
 def wrap(text: str, font: ImageFont.ImageFont, width: float) -> list[str]:
