@@ -86,6 +86,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_fixture(args: argparse.Namespace) -> int:
     for c in _select(args.ids):
+        if args.missing and store.status(c).state != "missing":
+            continue  # never replace a downloaded (or already written) file
         path = store.write_fixture(c, salt=args.salt, gain=args.gain)
         print(f"fixture  {c.id} -> {path} (salt {args.salt!r}; outputs are not real)")
     return 0
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("ids", nargs="+", help="checkpoint ids or 'all'")
     p.add_argument("--salt", default="fixture", help="fixture salt; '{component}' is replaced by the component name")
     p.add_argument("--gain", type=float, default=1.0)
+    p.add_argument("--missing", action="store_true", help="only for checkpoints not in the cache")
     p.set_defaults(fn=cmd_fixture)
     args = parser.parse_args(argv)
     try:
