@@ -11,6 +11,7 @@ import pytest
 from tests.browser import CHROMIUM_ARGS, chromium_path, screenshot_dir
 
 pytestmark = pytest.mark.browser
+VIEWPORT = {"width": 1440, "height": 900}  # a common laptop screen: the main controls must fit on it
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def page(app_server) -> Iterator:
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context = browser.new_context(viewport=VIEWPORT)
         pg = context.new_page()
         pg.goto(app_server.local_url, wait_until="networkidle")
         yield pg
@@ -127,10 +128,13 @@ def test_nostalgia_tab_runs_its_example(tab_page) -> None:
     page = tab_page
     _open_tab(page, "Nostalgia")
     _load_first_example(page)
-    page.get_by_text("More options").filter(
+    page.get_by_text("Steps and options").filter(
         visible=True
     ).first.click()  # the cheapest settings: this runs three networks on a CPU
-    for label, value in (("Render factor (colour detail)", "7"), ("Preset motion length (s)", "0.5")):
+    for label, value in (
+        ("Render factor (colour detail)", "7"),
+        ("Motion length (s): the preset's, or the first seconds of your video", "0.5"),
+    ):
         box = page.get_by_label(f"number input for {label}").first
         box.fill(value)
         box.press("Enter")
@@ -220,3 +224,104 @@ def test_dance_tab_starts_training_the_sample(tab_page) -> None:
     while pipeline.training_status(target).get("state") in ("queued", "starting", "preparing", "training"):
         assert time.monotonic() < deadline, pipeline.training_status(target)
         time.sleep(2)
+
+
+# --------------------------------------------------------------------------- layout at 1440x900
+# Each tab's main button, its Stop and the progress panel under it are on screen without
+# scrolling; a running job's progress (with the time left) shows there; Stop ends it.
+
+MAIN_BUTTONS = {
+    "nostalgia": (["Nostalgia", "One click"], "Bring it back to life"),
+    "story": (["Nostalgia", "Story"], "Tell the story"),
+    "restore": (["Restore"], "Restore"),
+    "colorize": (["Colorize", "Photo"], "Colorize"),
+    "colorize-video": (["Colorize", "Video"], "Colorize video"),
+    "animate": (["Animate"], "Animate"),
+}
+
+
+def _in_viewport(locator) -> None:
+    box = locator.bounding_box()
+    assert box is not None, "not displayed"
+    assert box["y"] >= 0 and box["y"] + box["height"] <= VIEWPORT["height"], box
+    assert box["x"] >= 0 and box["x"] + box["width"] <= VIEWPORT["width"], box
+
+
+def _status_panel(page):
+    return page.locator(".job-status").filter(visible=True).first
+
+
+@pytest.mark.parametrize("name", list(MAIN_BUTTONS))
+def test_main_button_stop_and_progress_panel_are_in_view(page, name: str) -> None:
+    tabs, label = MAIN_BUTTONS[name]
+    page.evaluate("window.scrollTo(0, 0)")
+    for tab in tabs:
+        _open_tab(page, tab)
+    page.evaluate("window.scrollTo(0, 0)")
+    button = page.get_by_role("button", name=label, exact=True).filter(visible=True).first
+    _in_viewport(button)
+    _in_viewport(page.get_by_role("button", name="Stop", exact=True).filter(visible=True).first)
+    _in_viewport(_status_panel(page))
+    page.screenshot(path=str(screenshot_dir() / f"view-{name}.png"))
+
+
+@pytest.fixture()
+def animate_inputs(tmp_path: Path) -> tuple[Path, Path]:
+    """The Animate example: a photo with a face and a 6.8 s driving clip (minutes of work on a CPU)."""
+    from pipelines.animation.examples import example_inputs
+
+    return example_inputs(tmp_path / "examples")
+
+
+def test_face_thumbnails_are_whole_numbered_and_chosen_by_a_click(tab_page, animate_inputs) -> None:
+    page = tab_page
+    _open_tab(page, "Animate")
+    photo, _ = animate_inputs
+    _block(page, re.compile(r"^\s*Photo\s*$")).locator("input[type=file]").set_input_files(str(photo))
+    thumbs = page.locator(".face-thumbnails img").filter(visible=True)
+    thumbs.first.wait_for(timeout=60_000)
+    sizes = thumbs.evaluate_all(
+        """els => els.map(e => ({w: e.getBoundingClientRect().width, h: e.getBoundingClientRect().height,
+                                nw: e.naturalWidth, nh: e.naturalHeight, fit: getComputedStyle(e).objectFit}))"""
+    )
+    assert sizes
+    for size in sizes:
+        assert size["nw"] >= 96 and size["nh"] >= 96, size  # the thumbnail itself
+        shown = min(size["w"], size["h"] * size["nw"] / size["nh"])  # what "contain" displays
+        assert shown >= 96 and size["h"] >= 96, size  # shown at least 96 px on the page
+        assert size["fit"] == "contain", size  # never cropped by the gallery
+    page.locator(".face-overview img").filter(visible=True).first.wait_for(timeout=10_000)
+    if len(sizes) > 1:
+        thumbs.nth(1).click()
+        number = page.get_by_label("Face number").filter(visible=True).first
+        page.wait_for_function("el => el.value === '2'", arg=number.element_handle(), timeout=10_000)
+    page.evaluate("window.scrollTo(0, 0)")
+    _shot(page, "animate-faces")
+
+
+def test_stop_ends_a_running_animate_job_within_seconds(tab_page, animate_inputs) -> None:
+    import time
+
+    from demos import common
+
+    page = tab_page
+    _open_tab(page, "Animate")
+    photo, clip = animate_inputs
+    _block(page, re.compile(r"^\s*Photo\s*$")).locator("input[type=file]").set_input_files(str(photo))
+    _block(page, "Driving video").locator("input[type=file]").set_input_files(str(clip))
+    page.wait_for_timeout(2_000)
+    page.evaluate("window.scrollTo(0, 0)")
+    before = common.STOPPED_JOBS["run_animate"]
+    page.get_by_role("button", name="Animate", exact=True).click()
+    estimate = _status_panel(page).get_by_text(re.compile(r"about \d+ (s|min|h) left"))
+    estimate.first.wait_for(timeout=RUN_TIMEOUT_MS)  # progress with the time left, under the button
+    _in_viewport(estimate.first)
+    _shot(page, "animate-running")
+    page.get_by_role("button", name="Stop", exact=True).filter(visible=True).first.click()
+    stopped = time.monotonic()
+    _status_panel(page).get_by_text("Stopped.").wait_for(timeout=10_000)
+    while common.STOPPED_JOBS["run_animate"] == before:  # the pipeline itself ended, not only the page
+        assert time.monotonic() - stopped < 10, "the animation kept running after Stop"
+        time.sleep(0.2)
+    assert estimate.count() == 0
+    _shot(page, "animate-stopped")
