@@ -25,7 +25,8 @@ def page(app_server) -> Iterator:
         browser = pw.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport=VIEWPORT)
         pg = context.new_page()
-        pg.goto(app_server.local_url, wait_until="networkidle")
+        pg.goto(app_server.local_url, wait_until="domcontentloaded", timeout=120_000)
+        pg.get_by_role("tab").first.wait_for(timeout=120_000)
         yield pg
         context.close()
         browser.close()
