@@ -415,7 +415,7 @@ def face_picker(photo: gr.Image, number: gr.Number, max_side: int) -> FacePicker
     """Lay out the face picker for ``photo`` and wire it to the face-number field ``number``."""
     with gr.Row(equal_height=True):
         gallery = gr.Gallery(
-            label="Faces found (largest first): click one to choose it", columns=4, height=176,
+            label="Faces found (largest first): click one to choose it", columns=3, fit_columns=False, height=176,
             object_fit="contain", allow_preview=False, format="png", elem_classes=["face-thumbnails"], scale=3,
         )  # fmt: skip
         overview = gr.Image(label="Where each face is (click a face)", type="numpy", format="png",
