@@ -154,7 +154,7 @@ def _badge(draw: Any, xy: tuple[float, float], text: str, size: int) -> None:
 
 def face_thumbnail(image: np.ndarray, box: np.ndarray, number: int, side: int = THUMBNAIL_SIDE) -> np.ndarray:
     """The whole face of ``box`` with a margin (gray where the photo ends), ``side`` x ``side``,
-    its ``number`` drawn in the corner."""
+    its ``number`` drawn in the bottom-left corner."""
     from PIL import Image, ImageDraw
 
     rgb = _as_rgb_uint8(image)
@@ -165,7 +165,8 @@ def face_thumbnail(image: np.ndarray, box: np.ndarray, number: int, side: int = 
     if sx1 > sx0 and sy1 > sy0:
         canvas[sy0 - top : sy1 - top, sx0 - left : sx1 - left] = rgb[sy0:sy1, sx0:sx1]
     thumb = Image.fromarray(canvas).resize((side, side), Image.LANCZOS)
-    _badge(ImageDraw.Draw(thumb), (side * 0.07, side * 0.05), str(number), max(12, side // 6))
+    size = max(12, side // 6)  # bottom left: the page lays its labels over the top and captions bottom right
+    _badge(ImageDraw.Draw(thumb), (side * 0.07, side - size * 1.5), str(number), size)
     return np.asarray(thumb)
 
 
