@@ -319,15 +319,17 @@ def test_stop_ends_a_running_animate_job_within_seconds(tab_page, animate_inputs
     page.evaluate("window.scrollTo(0, 0)")
     before = common.STOPPED_JOBS["run_animate"]
     page.get_by_role("button", name="Animate", exact=True).click()
-    estimate = _status_panel(page).get_by_text(re.compile(r"about \d+ (s|min|h) left"))
-    estimate.first.wait_for(timeout=RUN_TIMEOUT_MS)  # progress with the time left, under the button
+    estimate = _status_panel(page).get_by_text(re.compile(r"animating frame \d+/\d+ · about \d+ (s|min|h) left"))
+    estimate.first.wait_for(timeout=RUN_TIMEOUT_MS)  # frames are being made; the time left, under the button
     _in_viewport(estimate.first)
     _shot(page, "animate-running")
     page.get_by_role("button", name="Stop", exact=True).filter(visible=True).first.click()
     stopped = time.monotonic()
     _status_panel(page).get_by_text("Stopped.").wait_for(timeout=10_000)
     while common.STOPPED_JOBS["run_animate"] == before:  # the pipeline itself ended, not only the page
-        assert time.monotonic() - stopped < 10, "the animation kept running after Stop"
+        # it stops at its next frame: ~2 s on an idle 2-core machine, up to ~8x that when it is shared
+        assert time.monotonic() - stopped < 30, "the animation kept running after Stop"
         time.sleep(0.2)
     assert estimate.count() == 0
+    print(f"Stop took effect in the pipeline after {time.monotonic() - stopped:.1f} s")
     _shot(page, "animate-stopped")
