@@ -341,7 +341,10 @@ class JobControls:
     status: gr.Markdown
 
 
-def job_controls(label: str, status: str = "") -> JobControls:
+JOB_STATUS_HINT = "<small>Progress and the time left show here while the job runs; Stop ends it.</small>"
+
+
+def job_controls(label: str, status: str = JOB_STATUS_HINT) -> JobControls:
     """Lay out the start button, Stop beside it and the progress/note panel just below."""
     with gr.Row(equal_height=True):
         button = gr.Button(label, variant="primary", scale=4)
