@@ -14,7 +14,7 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from demos.common import gpu_event, job, owner_of, progress_reporter, require
+from demos.common import gpu_event, job, job_controls, owner_of, progress_reporter, require, run_job
 from pipelines.common.device import gpu, pick_device
 from pipelines.common.errors import InputError
 from pipelines.common.media import load_image
@@ -183,34 +183,43 @@ def build() -> None:
     with gr.Tab("1. Target"):
         with gr.Row():
             with gr.Column():
-                target_video = gr.Video(label="Video of the target person (whole body, plain background)", sources=["upload"], height=260)
-                use_sample = gr.Checkbox(value=False, label="Use the sample dancer instead (procedural, offline)")
-                name = gr.Textbox(label="Name", placeholder="e.g. grandpa")
-                preset = gr.Radio(PRESET_CHOICES, value="tiny" if device == "cpu" else "fast", label="Model size")
-                minutes = gr.Slider(1, 240, value=10 if device == "cpu" else 30, step=1, label="Time budget (minutes)",
-                                    info="Training stops at the budget; start again to continue from the checkpoint.")  # fmt: skip
-                continue_box = gr.Checkbox(value=False, label="Continue training the selected target")
-                restart = gr.Checkbox(value=False, label="Restart from scratch (discard its checkpoint)")
+                target_video = gr.Video(label="Video of the target person (whole body, plain background)", sources=["upload"], height=220)
+                with gr.Row(equal_height=True):
+                    use_sample = gr.Checkbox(value=False, label="Use the sample dancer instead (procedural, offline)")
+                    name = gr.Textbox(label="Name", placeholder="e.g. grandpa")
                 with gr.Row():
-                    train_button = gr.Button("Start training", variant="primary")
-                    status_button = gr.Button("Refresh status")
-                    stop_button = gr.Button("Stop", variant="stop")
+                    train_button = gr.Button("Start training", variant="primary", scale=3)
+                    status_button = gr.Button("Refresh status", scale=1)
+                    stop_button = gr.Button("Stop", variant="stop", scale=1)
+                with gr.Accordion("Training options", open=False):
+                    preset = gr.Radio(PRESET_CHOICES, value="tiny" if device == "cpu" else "fast", label="Model size")
+                    minutes = gr.Slider(1, 240, value=10 if device == "cpu" else 30, step=1, label="Time budget (minutes)",
+                                        info="Training stops at the budget; start again to continue from the checkpoint.")  # fmt: skip
+                    continue_box = gr.Checkbox(value=False, label="Continue training the selected target")
+                    restart = gr.Checkbox(value=False, label="Restart from scratch (discard its checkpoint)")
             with gr.Column():
                 job_id = gr.Textbox(label="Job (target id)", interactive=False)
                 status = gr.Markdown("Pick a target or start training.")
                 preview = gr.Image(label="Held-out preview: label | generated | real", type="numpy", format="png", height=260)
+        gr.Examples(
+            examples=[[True, "sample", "tiny", 1]],
+            inputs=[use_sample, name, preset, minutes],
+            label="Example: the procedural sample dancer (offline), the tiny model, one minute of training",
+        )
         timer = gr.Timer(5.0, active=False)  # on while the selected target's job is queued or running
-    with gr.Tab("2. Motion"), gr.Row():
-        with gr.Column():
-            source_video = gr.Video(label="Dancing source video", sources=["upload"], height=260)
-            use_motion = gr.Checkbox(value=False, label="Use the sample motion instead")
-            side = gr.Checkbox(value=True, label="Side by side: source | stick figure | result")
-            normalize = gr.Checkbox(value=True, label="Normalise the source's poses to the target (position, size)")
-            transfer_button = gr.Button("Make the target dance", variant="primary")
-        with gr.Column():
-            result_video = gr.Video(label="Result (source fps and audio)", height=260)
-            download = gr.File(label="Download MP4")
-            note = gr.Markdown()
+    with gr.Tab("2. Motion"):
+        with gr.Row():
+            with gr.Column():
+                source_video = gr.Video(label="Dancing source video", sources=["upload"], height=220)
+                use_motion = gr.Checkbox(value=False, label="Use the sample motion instead")
+                transfer_controls = job_controls("Make the target dance")
+                with gr.Accordion("Options", open=False):
+                    side = gr.Checkbox(value=True, label="Side by side: source | stick figure | result")
+                    normalize = gr.Checkbox(value=True, label="Normalise the source's poses to the target (position, size)")
+            with gr.Column():
+                result_video = gr.Video(label="Result (source fps and audio)", height=300)
+                download = gr.File(label="Download MP4")
+        gr.Examples(examples=[[True]], inputs=[use_motion], label="Example: the procedural sample motion (offline)")
 
     started = train_button.click(
         run_train,
@@ -230,9 +239,5 @@ def build() -> None:
 
     if Context.root_block is not None:  # the visitor's own targets, as soon as the page opens
         Context.root_block.load(_refresh_targets, inputs=[target], outputs=[target, timer], api_name=False, queue=False)
-    transfer_button.click(
-        run_transfer,
-        inputs=[target, source_video, use_motion, side, normalize],
-        outputs=[result_video, download, note],
-        **gpu_event("dance_transfer"),
-    )
+    run_job(transfer_controls, run_transfer, [target, source_video, use_motion, side, normalize],
+            [result_video, download, transfer_controls.status], "dance_transfer")  # fmt: skip
