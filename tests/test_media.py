@@ -148,3 +148,15 @@ def test_read_video_refuses_what_would_not_fit_in_memory(tmp_path, monkeypatch) 
     monkeypatch.setattr(media, "LIMITS", dataclasses.replace(media.LIMITS, max_in_memory_mb=0.02))
     with pytest.raises(media.InputError, match=r"10 frames of 32x32 need 0.0307 MB in memory for this step; the limit is 0.02 MB"):
         media.read_video(path)
+
+
+def test_read_video_takes_only_the_first_seconds_when_asked(tmp_path: Path) -> None:
+    frames = [np.full((16, 16, 3), 10 * i, np.uint8) for i in range(20)]
+    clip = media.write_video(frames, tmp_path / "clip.mp4", fps=10)
+    assert media.frames_in_first(None, 10) is None and media.frames_in_first(0, 10) is None
+    assert media.frames_in_first(0.5, 10) == 5 and media.frames_in_first(0.01, 10) == 1
+    first, info = media.read_video(clip, first_seconds=0.5)
+    assert len(first) == info.n_frames == 5 and abs(info.duration - 2.0) < 0.15  # the whole clip's duration
+    assert abs(int(first[-1].mean()) - 40) <= 3  # frames 0..4, in order
+    whole, _ = media.read_video(clip, first_seconds=0)
+    assert len(whole) == 20
