@@ -1,4 +1,4 @@
-"""Benchmark of the Dance pose side: OpenPose extraction, label rendering, pose normalisation.
+"""Benchmark of the Dance pose side: OpenPose body and hands, label rendering, pose normalisation.
 
     python -m bench.bench_dance_pose            # CPU (or CUDA when available)
 
@@ -18,6 +18,7 @@ import torch
 
 from bench.harness import Bench
 from pipelines.dance import openpose as op
+from pipelines.dance.hands import HandEstimator, HandEstimatorConfig, HandPoseNet
 from pipelines.dance.normalize import normalize_poses
 from pipelines.dance.render import fit_pose_to_canvas, render_label
 from pipelines.dance.sample import make_sample_motion, make_sample_target
@@ -72,6 +73,12 @@ def main() -> None:
     bench.time("OpenPose Body, whole call", "1024x512 frame", lambda: estimator(frame), baseline_s=2.20, note=cpu_seconds(lambda: estimator(frame)))
     batch = [frame] * 4
     bench.time("OpenPose Body, batch of 4 (per frame)", "1024x512 frames", lambda: estimator.detect_batch(batch, 4), per=4, baseline_s=2.20)
+
+    hand_net = HandPoseNet().eval()
+    hand_net.load_state_dict(fixture_like(hand_net, "bench"))
+    hands = HandEstimator(hand_net.to(device), HandEstimatorConfig(), device)
+    crop = np.ascontiguousarray(_frame_1024x512()[200:390, 480:670])  # a 190 px hand box, as the reference case's
+    bench.time("OpenPose hand estimator (4 scales), one hand", "190x190 crop", lambda: hands(crop), note=cpu_seconds(lambda: hands(crop), 1))
 
     _, target = make_sample_target(seconds=20, fps=15, size=(512, 288), seed=0)
     _, source = make_sample_motion(seconds=20, fps=15, size=(512, 288), seed=1)

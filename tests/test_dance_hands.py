@@ -73,6 +73,7 @@ def test_peak_is_the_largest_sum_component_not_the_highest_pixel() -> None:
     assert part_peak(np.full((30, 30), 0.01), 0.05, 3.0) is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", HAND_CASES)
 def test_hand_reference_cases_pass(name: str, reference_dir) -> None:
     result = run_case(reference_dir / "edn" / name)
@@ -98,6 +99,7 @@ def test_peaks_in_frame_keeps_zero_coordinates_as_demo_py() -> None:
     np.testing.assert_array_equal(peaks_in_frame(peaks, HandBox(937, 462, 190, False)), [[0, 479], [942, 0], [0, 0]])
 
 
+@pytest.mark.slow
 def test_estimator_returns_21_points_with_scores_on_a_crop() -> None:
     torch.manual_seed(0)
     net = HandPoseNet().eval()

@@ -17,7 +17,9 @@ import torch
 from pipelines.common.errors import InputError, ModelUnavailableError
 from pipelines.dance import openpose as op
 from pipelines.dance import skeleton as sk
+from pipelines.dance.face_points import face_points
 from pipelines.dance.normalize import normalize_poses, normalize_sequence, pose_stats
+from pipelines.dance.poses import estimate_poses
 from pipelines.dance.render import (
     face_box,
     fit_frame_to_canvas,
@@ -170,7 +172,7 @@ def test_batched_network_matches_single_frames() -> None:
 
 def test_missing_weights_is_a_clear_error(weights_dir: Path) -> None:
     with pytest.raises(ModelUnavailableError, match=r"body_pose_model\.pth"):
-        op.estimate_poses([np.zeros((64, 64, 3), np.uint8)], faces=False)
+        estimate_poses([np.zeros((64, 64, 3), np.uint8)], faces=False)
 
 
 # --------------------------------------------------------------------------- labels
@@ -299,7 +301,7 @@ def test_face_points_come_from_a_crop_around_the_head(reference_dir: Path) -> No
     body = np.zeros((23, 3))
     body[sk.NOSE] = *lm[30], 1
     body[sk.NECK] = lm[8, 0], lm[8, 1] + 0.5 * (lm[8, 1] - lm[30, 1]), 1
-    face = op._face_for(image, body)
+    face = face_points(image, body)
     assert face is not None and np.abs(face[:68, :2] - lm).max() <= 1.0
     assert face[68, :2] == pytest.approx(lm[36:42].mean(0)) and face[69, :2] == pytest.approx(lm[42:48].mean(0))
     canvas = render_canvas(Pose(body, face=face), canvas_shape=(image.shape[0] + 40, image.shape[1] + 40))

@@ -140,7 +140,7 @@ def uploaded_transfer(tmp_path_factory: pytest.TempPathFactory, sample_target):
         source = _source_with_audio(folder, frames[:9], 12.5)
         done: list[int] = []
 
-        def fake_detect(chunk, progress=None):  # the sample's poses, in frame pixels, chunk by chunk
+        def fake_detect(chunk, progress=None, hands=None):  # the sample's poses, in frame pixels, chunk by chunk
             start = sum(done)
             done.append(len(chunk))
             return raw_poses[start : start + len(chunk)]
@@ -160,6 +160,8 @@ def test_transfer_of_an_uploaded_video_keeps_its_audio_and_fps(uploaded_transfer
     probe = probe_video(result.path)
     assert probe.fps == pytest.approx(12.5) and (probe.width, probe.height) == (128, 64)
     assert result.n_frames == 9
+    # the sample's labels draw hands; without a GPU the source's hands are not searched, and it says so
+    assert any("no GPU" in note and "hands" in note for note in result.notes), result.notes
 
 
 def test_transfer_with_audio_keeps_every_frame(uploaded_transfer) -> None:
@@ -311,7 +313,7 @@ def test_video_target_is_prepared_from_its_video(data_dir, one_thread, monkeypat
     video = write_video(frames, data_dir.parent / "me.mp4", 10)
     seen: list[int] = []
 
-    def fake_detect(chunk, progress=None):
+    def fake_detect(chunk, progress=None, hands=None):
         start = sum(seen)
         seen.append(len(chunk))
         return poses[start : start + len(chunk)]

@@ -227,32 +227,15 @@ class TPSMMPipeline:
 # --------------------------------------------------------------------------- best frame
 
 
-def _face_alignment_weights_present() -> bool:
-    hub = Path(torch.hub.get_dir()) / "checkpoints"
-    return hub.is_dir() and any(p.name.startswith("2DFAN4") for p in hub.iterdir()) and any(p.name.startswith("s3fd") for p in hub.iterdir())
-
-
 def frame_landmarks(frames: Sequence[np.ndarray]) -> list[np.ndarray | None]:
     """68-point landmarks of the first face of each uint8 frame (None where no face), from
     face-alignment when its weights are cached (what the original uses), else from dlib."""
-    if _face_alignment_weights_present():
-        try:
-            import face_alignment
-
-            fa = face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D, flip_input=True, device=str(pick_device()))
-            out: list[np.ndarray | None] = []
-            for f in frames:
-                found = fa.get_landmarks(np.asarray(f))
-                out.append(np.asarray(found[0], dtype=np.float64)[:, :2] if found else None)
-            return out
-        except Exception:  # any failure of the optional path falls back to dlib, which ships offline
-            pass
     from pipelines.common import faces
 
-    out = []
+    out: list[np.ndarray | None] = []
     for f in frames:
-        boxes = faces.detect_faces(f, upsample=1)
-        out.append(faces.landmarks68(f, boxes[0]) if len(boxes) else None)
+        found = faces.best_face_landmarks(f)
+        out.append(found[0] if found else None)
     return out
 
 

@@ -205,3 +205,60 @@ def face_at(boxes: np.ndarray, x: float, y: float) -> int | None:
     distances = np.hypot(centres[:, 0] - x, centres[:, 1] - y)
     best = int(np.argmin(distances))
     return best if distances[best] <= sizes[best] else None
+
+
+# --------------------------------------------------------------------------- face-alignment (optional)
+
+_FA: list[Any] = []
+
+
+def face_alignment_weights_present() -> bool:
+    """face-alignment's 2-D FAN and its s3fd detector are in torch's hub cache (it would
+    otherwise download them on first use, which this app never does silently)."""
+    import torch
+
+    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    if not hub.is_dir():
+        return False
+    names = [p.name for p in hub.iterdir()]
+    return any(n.startswith("2DFAN4") for n in names) and any(n.startswith("s3fd") for n in names)
+
+
+def landmarker_name() -> str:
+    """Which 68-point landmarker :func:`best_face_landmarks` uses here: "face-alignment" or "dlib"."""
+    return "face-alignment" if face_alignment_weights_present() else "dlib"
+
+
+def _face_alignment() -> Any:
+    if not _FA:
+        with _LOCK:
+            if not _FA:
+                import face_alignment
+
+                from pipelines.common.device import pick_device
+
+                _FA.append(face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D, flip_input=True, device=str(pick_device())))
+    return _FA[0]
+
+
+def best_face_landmarks(image: np.ndarray, upsample: int = 1) -> list[np.ndarray]:
+    """68-point landmarks (iBUG order) of every face found: from face-alignment (FAN, what the
+    original TPSMM and OpenPose-quality pipelines use) when its weights are cached, else from dlib
+    (which ships offline). Which one ran is :func:`landmarker_name`."""
+    if landmarker_name() == "face-alignment":
+        with _CALL_LOCK:
+            found = _face_alignment().get_landmarks(_as_rgb_uint8(image))
+        return [np.asarray(lm, dtype=np.float64)[:, :2] for lm in (found or [])]
+    return face_landmarks(image, upsample=upsample)
+
+
+def best_landmarks_in_box(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """68 landmarks ``(68, 2)`` of the face in ``box`` = (left, top, right, bottom), without a
+    face detector (for a box known otherwise, e.g. from body keypoints): face-alignment's FAN
+    when its weights are cached, else dlib's shape predictor."""
+    if landmarker_name() == "face-alignment":
+        with _CALL_LOCK:
+            found = _face_alignment().get_landmarks(_as_rgb_uint8(image), detected_faces=[np.asarray(box, dtype=np.float64)])
+        if found:
+            return np.asarray(found[0], dtype=np.float64)[:, :2]
+    return landmarks68(image, box)

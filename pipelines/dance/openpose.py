@@ -29,7 +29,7 @@ API::
     BodyEstimator.from_pretrained(device=None)   # loads "edn/openpose_body" through the model cache
     body_postprocess(pafs, heatmaps, image_shape, config) -> (candidate, subset)  # steps 3-6 alone
     people_to_coco18(candidate, subset) -> list of (18, 3) arrays, best person first
-    estimate_poses(frames_rgb, *, estimator=None, faces=True, batch_size=4) -> list[Pose]  # BODY_23
+    pick_person(people, previous=None) -> the dancer's COCO-18 array (tracks the previous frame's choice)
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ from scipy.ndimage import gaussian_filter
 from torch import nn
 
 from pipelines.common.errors import InputError
-from pipelines.dance.skeleton import NECK, NOSE, Pose, coco18_to_body23
 
 CHECKPOINT_ID = "edn/openpose_body"
 
@@ -538,39 +537,6 @@ class BodyEstimator:
 # --------------------------------------------------------------------------- poses for the pipeline
 
 
-def face70_from_landmarks(landmarks68: np.ndarray, confidence: float = 1.0) -> np.ndarray:
-    """dlib/iBUG 68 landmarks -> OpenPose's 70 face points (68 + right/left pupil = eye centres)."""
-    lm = np.asarray(landmarks68, dtype=np.float64).reshape(68, 2)
-    pts = np.vstack([lm, lm[36:42].mean(0), lm[42:48].mean(0)])
-    return np.hstack([pts, np.full((70, 1), confidence)])
-
-
-def _face_for(frame_rgb: np.ndarray, body: np.ndarray) -> np.ndarray | None:
-    """70 face points of the face nearest the body's nose, from the shared dlib landmarker.
-
-    When the nose and neck are found only a square around the head is searched (a few times
-    faster than the whole frame on 1080p video, and it cannot pick another person's face).
-    """
-    from pipelines.common import faces
-
-    offset = np.zeros(2)
-    region = frame_rgb
-    if body[NOSE, 2] > 0 and body[NECK, 2] > 0:
-        half = max(1.6 * float(np.linalg.norm(body[NOSE, :2] - body[NECK, :2])), 48.0)
-        h, w = frame_rgb.shape[:2]
-        x0, y0 = int(max(body[NOSE, 0] - half, 0)), int(max(body[NOSE, 1] - half, 0))
-        x1, y1 = int(min(body[NOSE, 0] + half, w)), int(min(body[NOSE, 1] + half, h))
-        if x1 - x0 >= 32 and y1 - y0 >= 32:
-            region, offset = frame_rgb[y0:y1, x0:x1], np.array([x0, y0], dtype=np.float64)
-    found = [lm + offset for lm in faces.face_landmarks(region)]
-    if not found:
-        return None
-    if body[NOSE, 2] > 0:
-        nose = body[NOSE, :2]
-        found.sort(key=lambda lm: float(np.linalg.norm(lm.mean(0) - nose)))
-    return face70_from_landmarks(found[0])
-
-
 def pick_person(people: Sequence[np.ndarray], previous: np.ndarray | None = None) -> np.ndarray | None:
     """The dancer among the people of one frame (COCO-18 arrays, most complete first).
 
@@ -590,35 +556,3 @@ def pick_person(people: Sequence[np.ndarray], previous: np.ndarray | None = None
         return float(np.hypot(*(p[both, :2] - previous[both, :2]).T).mean()) if both.any() else float("inf")
 
     return min(close, key=distance)
-
-
-def estimate_poses(
-    frames_rgb: Iterable[np.ndarray],
-    *,
-    estimator: BodyEstimator | None = None,
-    faces: bool = True,
-    batch_size: int = 4,
-    progress: Callable[[int, int], None] | None = None,
-) -> list[Pose]:
-    """One :class:`Pose` (BODY_23, frame pixels) per RGB frame: the dancer (see :func:`pick_person`),
-    or an empty pose. ``faces=True`` adds the 70 face points from dlib's landmarks (needed for the
-    face dots of the labels); hands are not detected (EDN labels draw them only when present)."""
-    estimator = estimator or BodyEstimator.from_pretrained()
-    frames = [np.asarray(f) for f in frames_rgb]
-    poses: list[Pose] = []
-    previous: np.ndarray | None = None
-    for start in range(0, len(frames), batch_size):
-        chunk = frames[start : start + batch_size]
-        results = estimator.detect_batch([np.ascontiguousarray(f[:, :, ::-1]) for f in chunk], batch_size)
-        for frame, (candidate, subset) in zip(chunk, results, strict=True):
-            person = pick_person(people_to_coco18(candidate, subset), previous)
-            if person is None:
-                poses.append(Pose.empty())
-                continue
-            previous = person
-            body = coco18_to_body23(person)
-            face = _face_for(frame, body) if faces else None
-            poses.append(Pose(body, face=face))
-        if progress:
-            progress(min(start + batch_size, len(frames)), len(frames))
-    return poses

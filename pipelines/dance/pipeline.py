@@ -41,7 +41,7 @@ from pipelines.common.progress import ProgressFn
 from pipelines.dance import jobs
 from pipelines.dance.config import TrainConfig
 from pipelines.dance.files import read_json, write_json
-from pipelines.dance.target import prepare_target_from_arrays
+from pipelines.dance.target import label_parts, prepare_target_from_arrays
 from pipelines.dance.transfer import DanceTransferPipeline, TransferResult
 
 #: Model sizes offered in the UI. "paper" is the global stage of the paper (netG global, ngf 64,
@@ -127,6 +127,7 @@ class TargetInfo:
     trained: bool  # a generator has been exported (usable for transfer)
     size: str
     created: float
+    labels: str = "body+face"  # what its labels draw (target.json label_parts)
 
     @property
     def label(self) -> str:
@@ -146,6 +147,7 @@ def target_info(target_id: str, owner: str | None = None) -> TargetInfo:
         step=int(status.get("step", model.get("step", 0)) or 0), heldout_l1=history[-1][1] if history else None,
         trained=(path / "model" / "net_G.safetensors").exists(),
         size=f"{model['width']}x{model['height']}" if model else "", created=float(meta.get("created", 0.0)),
+        labels="+".join(label_parts(meta)),
     )  # fmt: skip
 
 
@@ -186,11 +188,14 @@ def _new_target_dir(name: str, owner: str | None) -> tuple[str, Path]:
 
 
 def create_target(
-    video: str | os.PathLike | None = None, *, name: str | None = None, sample: bool = False, owner: str | None = None
+    video: str | os.PathLike | None = None, *, name: str | None = None, sample: bool = False, owner: str | None = None,
+    hands: bool | None = None,
 ) -> str:
     """Make a new target of ``owner``'s: from a video (copied in; its poses are found by the
     training job, which can take minutes) or a copy of the procedural sample dancer. ``name`` is
-    kept (shortened to 40 characters); the id is ``<name>-<random>``."""
+    kept (shortened to 40 characters); the id is ``<name>-<random>``. ``hands``: find the hands
+    for the labels (None: when the hand network is installed and a GPU runs it; see
+    :func:`pipelines.dance.target.hand_estimator`)."""
     if sample:
         source = _sample_source()
         title = common_jobs.short_name(name, "Sample dancer")
@@ -212,6 +217,7 @@ def create_target(
     write_json(path / "target.json", {
         "name": title, "source": common_jobs.short_name(video.name, "video"), "video": "source.mp4",
         "fps": info.fps, "n_frames": info.n_frames, "frame_shape": [info.height, info.width], "created": time.time(),
+        "hands": "auto" if hands is None else bool(hands),
     })  # fmt: skip
     return target_id
 
@@ -255,6 +261,7 @@ def train_target(
     background: bool = True,
     owner: str | None = None,
     nproc: int = 1,
+    hands: bool | None = None,
     **overrides: Any,
 ) -> str:
     """Start (or resume) training a target and return its id at once. ``target_id`` continues one
@@ -268,7 +275,7 @@ def train_target(
     if minutes > slots.policy.max_wall_minutes:
         raise InputError(f"A training session may last at most {slots.policy.max_wall_minutes:g} minutes on this server.")
     if target_id is None:
-        target_id = create_target(video, name=name, sample=sample, owner=owner)
+        target_id = create_target(video, name=name, sample=sample, owner=owner, hands=hands)
     path = _target_dir(target_id, owner)
     if not background:
         jobs.launch(path, config, resume=resume, background=False, nproc=nproc)
@@ -379,6 +386,7 @@ def transfer(
     normalize: bool = True,
     progress: ProgressFn | None = None,
     owner: str | None = None,
+    hands: bool | None = None,
 ) -> TransferResult:
     """Make the target perform the source video's motion (or the sample motion); see
     :class:`~pipelines.dance.transfer.DanceTransferPipeline`."""
@@ -386,4 +394,4 @@ def transfer(
     common_jobs.touch(path)
     pipe = DanceTransferPipeline.from_dir(path)
     motion = sample_motion_arrays() if sample_motion else None
-    return pipe(source_video, motion=motion, side_by_side=side_by_side, normalize=normalize, progress=progress)
+    return pipe(source_video, motion=motion, side_by_side=side_by_side, normalize=normalize, progress=progress, find_hands=hands)

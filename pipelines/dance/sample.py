@@ -4,7 +4,7 @@ The Dance tab needs a target person and a source motion that work without any do
 without a trained pose network (the fixture OpenPose weights find nothing meaningful). This module
 draws a simple articulated human-like figure - limbs as thick coloured capsules, a torso polygon, an
 oval head with eyes - on a plain background, animated by a known choreography, and returns the
-frames together with the exact BODY_23 + 70-point face keypoints (in frame pixels) that produced
+frames together with the exact BODY_23 + 70-point face + 2 x 21 hand keypoints (in frame pixels) that produced
 them, i.e. the :class:`~pipelines.dance.skeleton.Pose` format the label renderer consumes.
 
 Two choreographies differ on purpose so pose normalisation has work to do:
@@ -55,6 +55,7 @@ class Figure:
     shin: float = 0.22
     foot: float = 0.055
     head_radius: float = 0.065
+    hand: float = 0.1  # wrist to middle fingertip
     skin: tuple[int, int, int] = (224, 172, 140)
     shirt: tuple[int, int, int] = (200, 60, 60)
     trousers: tuple[int, int, int] = (50, 70, 140)
@@ -82,7 +83,7 @@ def _step(p: Point, length: float, angle: float) -> Point:
 
 
 def figure_pose(fig: Figure, height: float, mid_hip: Point, a: Angles) -> Pose:
-    """BODY_23 + 70 face points of the figure standing ``height`` px tall with its pelvis at ``mid_hip``."""
+    """BODY_23, 70 face points and both hands of the figure standing ``height`` px tall with its pelvis at ``mid_hip``."""
     h = height
     neck = _step(mid_hip, fig.torso * h, math.pi + a.lean)  # torso points up
     up = (math.sin(a.lean), -math.cos(a.lean))  # unit vector along the torso, upwards
@@ -117,7 +118,33 @@ def figure_pose(fig: Figure, height: float, mid_hip: Point, a: Angles) -> Pose:
     body = np.zeros((sk.NUM_BODY, 3))
     for index, (x, y) in joints.items():
         body[index] = x, y, 1.0
-    return Pose(body, face=_face70(head, r))
+    hand = fig.hand * h
+    right, left = _hand21(r_el, r_wr, hand, toward_body=+1.0), _hand21(l_el, l_wr, hand, toward_body=-1.0)
+    return Pose(body, face=_face70(head, r), hand_right=right, hand_left=left)
+
+
+# Finger directions (radians from the forearm line, towards the body) and base offsets across the
+# palm, thumb first: OpenPose's hand order is wrist, then thumb, index, middle, ring, little (4 each).
+_FINGERS = ((0.9, 0.30), (0.25, 0.22), (0.05, 0.05), (-0.15, -0.12), (-0.35, -0.26))
+_FINGER_LENGTHS = (0.55, 0.62, 0.68, 0.62, 0.5)  # of the hand length, base to tip
+
+
+def _hand21(elbow: Point, wrist: Point, length: float, toward_body: float) -> np.ndarray:
+    """21 OpenPose hand points of an open hand continuing the forearm (elbow -> wrist), the thumb
+    on the body's side (``toward_body`` +1 for the right hand, -1 for the left)."""
+    d = np.subtract(wrist, elbow)
+    d = d / max(float(np.linalg.norm(d)), 1e-9)
+    n = np.array([d[1], -d[0]]) * toward_body
+    points = [np.asarray(wrist, dtype=np.float64)]
+    for (angle, offset), finger in zip(_FINGERS, _FINGER_LENGTHS, strict=True):
+        base = points[0] + 0.42 * length * d + offset * length * n
+        if angle > 0.5:  # the thumb starts lower on the palm
+            base = points[0] + 0.15 * length * d + offset * length * n
+        direction = math.cos(angle) * d + math.sin(angle) * n
+        points += [base + direction * finger * length * k / 3 for k in range(4)]
+    hand = np.ones((sk.NUM_HAND, 3))
+    hand[:, :2] = np.asarray(points)
+    return hand
 
 
 def _face70(c: Point, r: float) -> np.ndarray:
@@ -172,6 +199,13 @@ def draw_figure(pose: Pose, size: tuple[int, int], fig: Figure | None = None) ->
         _capsule(img, b[i], b[j], w * limb, col)
     for wrist in (sk.R_WRIST, sk.L_WRIST):
         cv2.circle(img, _ip(b[wrist]), round(0.5 * limb * 4), fig.skin, -1, cv2.LINE_AA, shift=2)
+    for hand in (pose.hand_right, pose.hand_left):
+        if hand[:, 2].min() <= 0:
+            continue
+        for finger in range(5):  # palm to fingertip, thinner towards the tip
+            chain = hand[[0, *range(1 + 4 * finger, 5 + 4 * finger)], :2]
+            for k in range(4):
+                _capsule(img, chain[k], chain[k + 1], (0.4 if k == 0 else 0.25) * limb, fig.skin)
     r = fig.head_radius * scale
     head = (b[sk.R_EAR, :2] + b[sk.L_EAR, :2]) / 2
     _capsule(img, b[sk.NECK], head, 0.6 * limb, fig.skin)

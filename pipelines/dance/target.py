@@ -9,6 +9,12 @@ from them at one size (frames, labels, face boxes), cached in the target folder:
 
 Transfer uses the same pose detection (:func:`detect_video_poses`) and face boxes
 (:func:`scaled_face_box`) on the source video.
+
+**Label parts.** EDN's labels draw the body, the face dots and both hands. ``target.json`` records
+what a target's labels draw (``label_parts``) and transfer draws the source's labels the same way
+(:func:`for_labels`), so a generator never sees strokes it was not trained on. Targets prepared
+before hands were detected have no ``label_parts``: their labels drew body and face
+(:data:`BODY_FACE`), and they keep working as they were trained.
 """
 
 from __future__ import annotations
@@ -39,6 +45,51 @@ class TargetData:
 
     def __len__(self) -> int:
         return len(self.images)
+
+
+BODY_FACE = ("body", "face")
+BODY_FACE_HANDS = ("body", "face", "hands")
+
+
+def label_parts(meta: dict[str, Any]) -> tuple[str, ...]:
+    """What a target's labels draw, from its ``target.json`` (older targets: body and face)."""
+    return tuple(meta.get("label_parts") or BODY_FACE)
+
+
+def for_labels(pose: Any, parts: Sequence[str]) -> Any:
+    """The pose as labels of ``parts`` draw it: hands (or face) left out when the target's
+    labels never had them."""
+    if pose is None or pose.is_empty or ("hands" in parts and "face" in parts):
+        return pose
+    out = pose.copy()
+    if "hands" not in parts:
+        out.hand_right[:] = 0.0
+        out.hand_left[:] = 0.0
+    if "face" not in parts:
+        out.face[:] = 0.0
+    return out
+
+
+def hand_estimator(wanted: bool | str | None = "auto") -> tuple[Any, str]:
+    """The OpenPose hand estimator to find hands with, or (None, why not).
+
+    ``wanted`` True: it must run (a missing ``hand_pose_model.pth`` raises its
+    ModelUnavailableError); False: no hands; ``"auto"``/None: when the hand network is installed
+    and a GPU runs it (its 4-scale search takes tens of seconds per hand on a CPU)."""
+    from pipelines.common.device import pick_device
+    from pipelines.common.errors import ModelUnavailableError
+    from pipelines.dance.hands import HandEstimator
+
+    if wanted is False:
+        return None, "Hands are left out of the labels (asked)."
+    if wanted is not True and pick_device().type != "cuda":
+        return None, "Hands are left out of the labels: no GPU (the hand search takes tens of seconds per hand on a CPU)."
+    try:
+        return HandEstimator.from_pretrained(), ""
+    except ModelUnavailableError as exc:
+        if wanted is True:
+            raise
+        return None, f"Hands are left out of the labels: {exc}"
 
 
 def scaled_face_box(body: np.ndarray | None, width: int, height: int, box: int) -> tuple[int, int, int, int]:
@@ -121,7 +172,8 @@ def target_training_data(target_dir: Path, config: TrainConfig, progress: Callab
     video = target_dir / str(read_json(target_dir / "target.json").get("video", "source.mp4"))
     if not poses_file.exists() or not (frames_file.exists() or video.exists()):
         raise InputError(f"Target {target_dir.name} has no prepared frames/poses; prepare it first.")
-    poses = load_poses(poses_file)
+    parts = label_parts(read_json(target_dir / "target.json"))
+    poses = [for_labels(p, parts) for p in load_poses(poses_file)]
     if frames_file.exists():
         with np.load(frames_file) as z:
             frames: Iterable[np.ndarray] = list(z["frames"])
@@ -152,8 +204,10 @@ def prepare_target_from_arrays(
     fps: float,
     source: str,
 ) -> Path:
-    """Store a target's frames and poses (already known, e.g. the procedural sample)."""
+    """Store a target's frames and poses (already known, e.g. the procedural sample); its labels
+    draw hands when the poses have any."""
     target_dir.mkdir(parents=True, exist_ok=True)
+    with_hands = any(p is not None and not p.is_empty and (p.hand_right[:, 2].any() or p.hand_left[:, 2].any()) for p in poses)
     frame_shape = tuple(np.asarray(frames[0]).shape[:2])
     save_npz(target_dir / "frames.npz", frames=np.stack([np.asarray(f, np.uint8) for f in frames]))
     save_poses(target_dir / "poses.npz", poses, frame_shape)  # type: ignore[arg-type]
@@ -161,6 +215,7 @@ def prepare_target_from_arrays(
         "name": name, "source": source, "fps": float(fps), "n_frames": len(frames),
         "frame_shape": list(frame_shape), "created": time.time(),
         "n_with_person": int(sum(p is not None and not p.is_empty for p in poses)),
+        "label_parts": list(BODY_FACE_HANDS if with_hands else BODY_FACE),
     })  # fmt: skip
     return target_dir
 
@@ -171,23 +226,33 @@ def prepare_target_from_video(
     progress: Callable[[float, str], None] | None = None,
 ) -> Path:
     """Find the person's pose in every frame of the target video, store the poses (canvas
-    pixels); the frames stay in the video and are decoded again when training data is rendered."""
-    poses, info = detect_video_poses(video, progress)
+    pixels); the frames stay in the video and are decoded again when training data is rendered.
+
+    Hands are found as ``target.json``'s ``hands`` asks (see :func:`hand_estimator`; default
+    "auto"); ``label_parts``, the landmarker and any reason hands were left out are recorded in
+    ``target.json``."""
+    from pipelines.common import faces
+
+    meta = read_json(target_dir / "target.json")
+    hands, note = hand_estimator(meta.get("hands", "auto"))
+    poses, info = detect_video_poses(video, progress, hands=hands)
     shape = (info.height, info.width)
     if sum(not p.is_empty for p in poses) < 4:
         raise InputError(f"{video.name}: no person was found in enough frames to train on. "
                          "Use a video with one person, whole body in view.")  # fmt: skip
     save_poses(target_dir / "poses.npz", poses, shape)
-    meta = read_json(target_dir / "target.json")
-    meta.update(n_frames=len(poses), n_with_person=int(sum(not p.is_empty for p in poses)))
+    meta.update(n_frames=len(poses), n_with_person=int(sum(not p.is_empty for p in poses)),
+                label_parts=list(BODY_FACE_HANDS if hands is not None else BODY_FACE),
+                landmarker=faces.landmarker_name(), label_note="" if hands is not None else note)  # fmt: skip
     write_json(target_dir / "target.json", meta)
     return target_dir
 
 
 def detect_video_poses(video: str | os.PathLike, progress: Callable[[float, str], None] | None = None,
-                       chunk_size: int = 16) -> tuple[list[Any], Any]:  # fmt: skip
+                       chunk_size: int = 16, hands: Any = None) -> tuple[list[Any], Any]:  # fmt: skip
     """One pose per frame of a video (Part A's estimator, ``chunk_size`` decoded frames in memory
-    at a time), fitted onto EDN's 1080p canvas; and the video's info (limits checked)."""
+    at a time; hands too with a ``hands`` estimator), fitted onto EDN's 1080p canvas; and the
+    video's info (limits checked)."""
     from pipelines.common.media import iter_frames, probe_video
     from pipelines.dance.render import fit_pose_to_canvas
 
@@ -197,7 +262,7 @@ def detect_video_poses(video: str | os.PathLike, progress: Callable[[float, str]
     chunk: list[np.ndarray] = []
 
     def flush() -> None:
-        found = detect_poses(chunk)
+        found = detect_poses(chunk, hands=hands)
         poses.extend(p if p.is_empty else fit_pose_to_canvas(p, shape) for p in found)
         chunk.clear()
         if progress:
@@ -212,12 +277,13 @@ def detect_video_poses(video: str | os.PathLike, progress: Callable[[float, str]
     return poses, info
 
 
-def detect_poses(frames: Sequence[np.ndarray], progress: Callable[[float, str], None] | None = None) -> list[Any]:
-    """One :class:`~pipelines.dance.skeleton.Pose` per frame from Part A's estimator."""
-    from pipelines.dance.openpose import estimate_poses
+def detect_poses(frames: Sequence[np.ndarray], progress: Callable[[float, str], None] | None = None, hands: Any = None) -> list[Any]:
+    """One :class:`~pipelines.dance.skeleton.Pose` per frame from Part A's estimator (body, face,
+    and hands when a :class:`~pipelines.dance.hands.HandEstimator` is given)."""
+    from pipelines.dance.poses import estimate_poses
 
     def report(done: int, total: int) -> None:
         if progress:
             progress(done / max(1, total), f"finding poses {done}/{total}")
 
-    return list(estimate_poses(frames, progress=report))
+    return list(estimate_poses(frames, hands=hands, progress=report))

@@ -6,7 +6,7 @@ face box (input: label crop and I crop) is ADDED to that crop (no clamp); ``prev
 the residual. Frames leave as ``tensor2im``: ``clip((y + 1) / 2 * 255, 0, 255)`` truncated to uint8.
 
 :func:`transfer_video` is the whole user-facing path: source video -> poses (Part A's
-``estimate_poses``) -> normalised to the target (``normalize_poses``) -> labels
+``poses.estimate_poses``) -> normalised to the target (``normalize_poses``) -> labels
 (``render_label``) -> frames -> H.264 with the source's audio, optionally side by side
 (source | stick figure | result).
 """
@@ -25,7 +25,15 @@ import torch
 from pipelines.common.device import oom_guard
 from pipelines.common.progress import ProgressFn
 from pipelines.dance.files import read_json
-from pipelines.dance.target import detect_video_poses, load_poses, scaled_face_box
+from pipelines.dance.target import (
+    BODY_FACE,
+    detect_video_poses,
+    for_labels,
+    hand_estimator,
+    label_parts,
+    load_poses,
+    scaled_face_box,
+)
 
 FaceBox = tuple[int, int, int, int]  # (miny, maxy, minx, maxx) in label pixels, as the facetexts files
 
@@ -162,12 +170,14 @@ class DanceTransferPipeline:
         face_box: int,
         target_poses: list[Any],
         device: torch.device,
+        parts: tuple[str, ...] = BODY_FACE,
     ):
         self.netG, self.faceG = netG, faceG
         self.width, self.height = size
         self.face_box = face_box
         self.target_poses = target_poses
         self.device = device
+        self.parts = parts  # what the target's labels draw (see pipelines.dance.target.label_parts)
 
     @classmethod
     def from_dir(cls, target_dir: Path, device: torch.device | None = None) -> DanceTransferPipeline:
@@ -195,7 +205,8 @@ class DanceTransferPipeline:
         if spec.get("face_generator") and f_file.exists():
             faceG = MODELS.get(key + ":Gface", lambda: load(f_file, spec["face_generator"]))
         size = (int(spec["width"]), int(spec["height"]))
-        return cls(netG, faceG, size, int(spec.get("face_box") or 0), load_poses(target_dir / "poses.npz"), device)
+        parts = label_parts(read_json(target_dir / "target.json"))
+        return cls(netG, faceG, size, int(spec.get("face_box") or 0), load_poses(target_dir / "poses.npz"), device, parts)
 
     def normalized(self, source_poses: Sequence[Any], notes: list[str]) -> list[Any]:
         """Source poses fitted to the target (global normalisation + 7-frame median), one per source
@@ -215,12 +226,13 @@ class DanceTransferPipeline:
         return [norm.poses[int(np.abs(centres - n).argmin())] for n in range(len(source_poses))]
 
     def label_for(self, pose: Any) -> tuple[np.ndarray, FaceBox | None]:
-        """One stick-figure label at the model's size (blank without a person) and its face box."""
+        """One stick-figure label at the model's size (blank without a person) and its face box,
+        drawing only the parts the target's labels drew."""
         from pipelines.dance.render import render_label
 
         if pose is None or pose.is_empty:
             return np.full((self.height, self.width, 3), 255, np.uint8), None
-        label, _ = render_label(pose, (self.width, self.height))
+        label, _ = render_label(for_labels(pose, self.parts), (self.width, self.height))
         box = scaled_face_box(pose.body, self.width, self.height, self.face_box) if self.face_box else None
         return label, box
 
@@ -251,9 +263,12 @@ class DanceTransferPipeline:
         side_by_side: bool = False,
         normalize: bool = True,
         progress: ProgressFn | None = None,
+        find_hands: bool | None = None,
     ) -> TransferResult:
         """Source video (or ready ``motion``: frames, canvas poses, fps) -> MP4 of the target dancing,
-        the source's length and fps, with its audio; ``side_by_side``: source | stick figure | result."""
+        the source's length and fps, with its audio; ``side_by_side``: source | stick figure | result.
+        ``find_hands``: search the source's hands when the target's labels have them (None: when
+        a GPU runs the hand network; see :func:`pipelines.dance.target.hand_estimator`)."""
         from pipelines.common.errors import InputError
         from pipelines.common.media import iter_frames, new_output_path, write_video
 
@@ -267,7 +282,12 @@ class DanceTransferPipeline:
                 return iter(motion[0])
         elif source_video is not None:
             report(0.02, "finding the dancer's poses")
-            poses, info = detect_video_poses(source_video, lambda f, m: report(0.02 + 0.2 * f, m))
+            hands = None
+            if "hands" in self.parts:
+                hands, why = hand_estimator(find_hands)
+                if hands is None:
+                    notes.append(f"{why} This target's labels were drawn with hands, so its generated hands will be poorer.")
+            poses, info = detect_video_poses(source_video, lambda f, m: report(0.02 + 0.2 * f, m), hands=hands)
             fps, audio = info.fps, source_video
 
             def source_frames() -> Iterator[np.ndarray]:
