@@ -28,8 +28,9 @@ FIXTURE_BANNER = "fixture weights: outputs are not real"
 
 INTRO = (
     "Bring old photos back to life with published research models: **Restore** (Wan et al., CVPR 2020), "
-    "**Colorize** (DeOldify), **Animate** (Thin-Plate Spline Motion Model, CVPR 2022) and **Dance** "
-    "(Everybody Dance Now, ICCV 2019). Weights are listed in the **Models** tab."
+    "**Colorize** (DeOldify), **Animate** (Thin-Plate Spline Motion Model, CVPR 2022), **Dance** "
+    "(Everybody Dance Now, ICCV 2019) and **Time Machine** (a person's portraits in past eras: DreamBooth-style "
+    "LoRA on Stable Diffusion 1.5). Weights are listed in the **Models** tab."
 )
 
 

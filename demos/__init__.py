@@ -12,7 +12,7 @@ import importlib.util
 from types import ModuleType
 
 # Fixed order of the tabs; "models" is always last.
-TAB_MODULES = ("nostalgia", "restore", "colorize", "animate", "dance", "models")
+TAB_MODULES = ("nostalgia", "restore", "colorize", "animate", "dance", "time_machine", "models")
 
 
 def registered_tabs() -> list[ModuleType]:

@@ -337,3 +337,56 @@ def test_stop_ends_a_running_animate_job_within_seconds(tab_page, animate_inputs
     assert estimate.count() == 0
     print(f"Stop took effect in the pipeline after {time.monotonic() - stopped:.1f} s")
     _shot(page, "animate-stopped")
+
+
+def test_time_machine_tab_trains_stops_resumes_and_generates(tab_page, ensure_fixtures, reference_dir, tmp_path) -> None:
+    """Ten face photos made offline, on the tiny fixture model: add the person and train, stop,
+    resume to the end, then two eras; the gallery shows their portraits."""
+    import os
+    import time
+
+    from pipelines.time_machine import pipeline as tm
+    from tests.face_photos import make_face_photos
+
+    ensure_fixtures(["time_machine/sd15"])
+    os.environ["NOSTALGIA_TM_STEPS"] = "3"
+    photos = make_face_photos(reference_dir, tmp_path / "photos", 10)
+    page = tab_page
+    _open_tab(page, "Time Machine")
+    _block(page, re.compile("photos of the person")).locator("input[type=file]").set_input_files([str(p) for p in photos])
+    page.wait_for_timeout(2_000)
+    page.get_by_label("Name").filter(visible=True).first.fill("Ada")
+    page.get_by_label(tm.CONSENT_TEXT).check()
+    page.get_by_role("button", name="Add person and train", exact=True).click()
+    job = page.get_by_label("Person id").first
+    page.wait_for_function("el => el.value && el.value.length > 0", arg=job.element_handle(), timeout=RUN_TIMEOUT_MS)
+    person = job.input_value()
+
+    def wait_for(condition, what: str, seconds: float = 300) -> dict:
+        deadline = time.monotonic() + seconds
+        while True:
+            status = tm.person_status(person)
+            if condition(status):
+                return status
+            assert time.monotonic() < deadline and status.get("state") != "failed", (what, status)
+            time.sleep(1)
+
+    wait_for(lambda s: s.get("state") == "training" and s.get("step", 0) >= 2, "training started")
+    page.get_by_role("button", name="Stop", exact=True).filter(visible=True).click()
+    stopped = wait_for(lambda s: s.get("state") == "stopped" and not s.get("running"), "stopped")
+    assert 0 < stopped["step"] < stopped["max_steps"]
+    page.get_by_role("button", name="Resume training", exact=True).click()
+    done = wait_for(lambda s: s.get("state") == "done", "trained to the end", 600)
+    assert f"Resumed from step {stopped['step']}." in done["messages"]
+    page.get_by_role("button", name="Refresh status", exact=True).filter(visible=True).click()
+    page.get_by_text("Ready: pick eras").filter(visible=True).first.wait_for(timeout=30_000)
+    _shot(page, "time_machine_train")
+
+    _open_tab(page, "2. Portraits")
+    page.get_by_role("button", name="Generate portraits", exact=True).click()
+    gallery = page.locator("#tm-gallery img")
+    gallery.nth(3).wait_for(state="attached", timeout=RUN_TIMEOUT_MS)
+    assert gallery.count() >= 4  # two eras x two portraits
+    _no_error_toast(page)
+    _shot(page, "time_machine")
+    os.environ.pop("NOSTALGIA_TM_STEPS", None)
