@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -71,10 +72,11 @@ def main() -> None:
         trainer = LoraTrainer(person, config, model, "a photo of sks person")
         setup_s = time.perf_counter() - t0
         trainer.train_step()  # warm-up
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(args.train_steps):
             trainer.train_step()
         step_s = (time.perf_counter() - t0) / args.train_steps
+        step_cpu = (time.process_time() - c0) / args.train_steps
         del trainer
         pipe = TimeMachinePipeline(model)
         lora = person / "lora.safetensors"
@@ -87,15 +89,19 @@ def main() -> None:
         StableDiffusionPipeline.save_lora_weights(person, unet_lora_layers=convert_state_dict_to_diffusers(
             get_peft_model_state_dict(pipe.pipe.unet)), weight_name=lora.name)  # fmt: skip
         pipe.pipe.unet.delete_adapters("default")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         pipe(lora, "sks person", ["victorian"], 1, 0, args.sample_steps, 7.5)
         sample_s = time.perf_counter() - t0
+        sample_cpu = time.process_time() - c0
     steps = PRESETS[args.preset]["max_steps"]
-    per_portrait = sample_s * generate_config().steps / args.sample_steps
-    print(f"machine: {machine_description()}; threads {torch.get_num_threads()}")
+    scale = generate_config().steps / args.sample_steps
+    threads = torch.get_num_threads()
+    print(f"machine: {machine_description()}; threads {threads}; load average {os.getloadavg()[0]:.1f}")
     print(f"preset {args.preset}: {config.resolution} px, rank {config.rank}, {steps} steps; model load + encode {setup_s:.0f} s")
-    print(f"train: {step_s:.1f} s/step -> {steps * step_s / 60:.0f} min per person")
-    print(f"portrait (512 px, {generate_config().steps} steps, measured {args.sample_steps}): {per_portrait:.0f} s")
+    print(f"train: {step_s:.1f} s/step wall, {step_cpu / threads:.1f} s/step idle estimate (CPU s / threads) -> "
+          f"{steps * step_s / 60:.0f} min wall, {steps * step_cpu / threads / 60:.0f} min idle estimate per person")
+    print(f"portrait (512 px, {generate_config().steps} steps, measured {args.sample_steps}): {sample_s * scale:.0f} s wall, "
+          f"{sample_cpu * scale / threads:.0f} s idle estimate")
     print(f"peak RSS {peak_rss_gib():.1f} GiB")
 
 

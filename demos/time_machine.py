@@ -162,7 +162,8 @@ def build() -> None:
     )
     token = owner_box()
     with gr.Row():
-        person = gr.Dropdown([], label="Person", info="Your persons (trained or training).", scale=4)
+        person = gr.Dropdown([], label="Person", info="Your persons (trained or training).", scale=4,
+                             allow_custom_value=True)  # API clients name their person by id; the pipeline checks it
         refresh = gr.Button("Refresh list", size="sm", scale=1)
         delete = gr.Button("Delete this person", variant="stop", size="sm", scale=1)
     with gr.Tab("1. Train"), gr.Row():

@@ -41,6 +41,14 @@ _API: dict[str, tuple[str, str]] = {
     "training_status": ("pipelines.dance.pipeline", "training_status"),
     "transfer": ("pipelines.dance.pipeline", "transfer"),
     "list_targets": ("pipelines.dance.pipeline", "list_targets"),
+    # Time Machine (a person's portraits in past eras)
+    "create_person": ("pipelines.time_machine.pipeline", "create_person"),
+    "train_person": ("pipelines.time_machine.pipeline", "train_person"),
+    "person_status": ("pipelines.time_machine.pipeline", "person_status"),
+    "stop_person": ("pipelines.time_machine.pipeline", "stop_person"),
+    "generate_portraits": ("pipelines.time_machine.pipeline", "generate"),
+    "delete_person": ("pipelines.time_machine.pipeline", "delete_person"),
+    "list_persons": ("pipelines.time_machine.pipeline", "list_persons"),
     # Nostalgia (the one-click chain) and Story
     "nostalgia": ("pipelines.nostalgia", ""),  # the package itself, callable (see its docstring)
     "NostalgiaPipeline": ("pipelines.nostalgia.pipeline", "NostalgiaPipeline"),

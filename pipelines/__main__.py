@@ -333,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--language", default=story.language, help="espeak-ng voice, e.g. en, de, fr, pl")
             p.add_argument("--no-captions", action="store_true", help="do not burn the text into the video")
     _add_dance_train(sub)
+    from pipelines.time_machine import cli as time_machine_cli
+
+    time_machine_cli.add_parser(sub)
     return parser
 
 
@@ -501,6 +504,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "dance-train":
         return run_dance_train(args)
+    if args.command == "time-machine":
+        from pipelines.time_machine import cli as time_machine_cli
+
+        return time_machine_cli.run(args)
     return run(args)
 
 

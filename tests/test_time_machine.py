@@ -142,7 +142,8 @@ def test_lora_changes_the_portrait(alice_person, tm_env):
     """Generation really goes through the person's LoRA: a LoRA scaled to zero gives another image."""
     from safetensors.torch import load_file, save_file
 
-    person = next(p.id for p in tm.list_persons("alice") if p.trained and p.state == "done")
+    person = _copy_person(alice_person, "alice")
+    tm.train_person(person, owner="alice", background=False, device="cpu", **{**TINY, "max_steps": 2})
     folder = tm.persons_dir() / person
     trained = tm.generate(person, ["roman"], n=1, seed=1, owner="alice")[0].path
     from pipelines.common.media import load_image
@@ -280,3 +281,14 @@ def test_train_config_presets_validate():
     assert train_config("test").resolution < train_config("standard").resolution
     with pytest.raises(InputError):
         train_config("huge")
+
+
+def test_cli_generates_for_a_trained_person_and_refuses_without_photos(alice_person, tm_env, tmp_path, capsys):
+    from pipelines.__main__ import main
+
+    person = _copy_person(alice_person, "alice")
+    tm.train_person(person, owner="alice", background=False, device="cpu", **{**TINY, "max_steps": 1})
+    assert main(["time-machine", "--person", person, "-o", str(tmp_path), "--eras", "samurai", "--n", "1"]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["samurai-seed0-0.png"]
+    assert main(["time-machine", "-o", str(tmp_path / "x"), "--name", "Ada", "--consent"]) == 1
+    assert "at least 10" in capsys.readouterr().err
