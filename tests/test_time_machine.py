@@ -209,6 +209,16 @@ def test_two_visitors_cannot_see_each_others_persons(alice_person, tm_env, publi
     assert (tm.persons_dir() / alice_person / "person.json").exists()
 
 
+def test_a_visitor_keeps_at_most_the_person_quota(alice_person, tm_env, public, monkeypatch: pytest.MonkeyPatch):
+    from pipelines.common.jobs import QuotaError
+
+    _, photos = tm_env
+    monkeypatch.setenv("NOSTALGIA_TM_MAX_PERSONS", "1")
+    _copy_person(alice_person, "erin")
+    with pytest.raises(QuotaError, match="delete one first"):
+        tm.create_person(photos, name="Eve", consent=True, owner="erin")
+
+
 def test_delete_removes_every_file_of_the_person(alice_person, tm_env):
     root, _ = tm_env
     person = _copy_person(alice_person, "carol")

@@ -33,6 +33,7 @@ from pipelines.common import jobs
 from pipelines.common.errors import InputError
 from pipelines.common.jobs import _read_json as read_json
 from pipelines.common.jobs import _write_json as write_json
+from pipelines.common.limits import public_mode
 from pipelines.common.progress import ProgressFn
 from pipelines.time_machine import photos as photo_prep
 from pipelines.time_machine.config import (
@@ -71,6 +72,11 @@ def _person_dir(person_id: str | None, owner: str | None) -> Path:
     if not (folder / "person.json").exists():
         raise InputError(f"Unknown person {person_id!r}; pick one of yours from the list or add a new one.")
     return folder
+
+
+def max_persons_per_owner() -> int:
+    """``NOSTALGIA_TM_MAX_PERSONS`` (default 3): persons one visitor may keep in public mode."""
+    return int(os.environ.get("NOSTALGIA_TM_MAX_PERSONS") or 3)
 
 
 def cleanup() -> int:
@@ -122,6 +128,9 @@ def create_person(
     if len(paths) < MIN_PHOTOS:
         raise InputError(f"{len(paths)} photo(s) uploaded; at least {MIN_PHOTOS} photos of the person are needed.")
     cleanup()
+    limit = max_persons_per_owner()
+    if public_mode() and len(list_persons(owner)) >= limit:
+        raise jobs.QuotaError(f"You already have {limit} persons, the most one visitor may keep; delete one first.")
     report = photo_prep.prepare_photos(paths, PREPARED_SIZE, names=names)
     photo_prep.require_enough(report, MIN_PHOTOS)
     from pipelines.common.media import save_png
