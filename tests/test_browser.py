@@ -339,6 +339,7 @@ def test_stop_ends_a_running_animate_job_within_seconds(tab_page, animate_inputs
     _shot(page, "animate-stopped")
 
 
+@pytest.mark.timeout(2400)  # the tiny model trains 60 steps in a background process; minutes on a loaded CPU
 def test_time_machine_tab_trains_stops_resumes_and_generates(tab_page, ensure_fixtures, reference_dir, tmp_path) -> None:
     """Ten face photos made offline, on the tiny fixture model: add the person and train, stop,
     resume to the end, then two eras; the gallery shows their portraits."""
