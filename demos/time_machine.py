@@ -12,7 +12,7 @@ import zipfile
 import gradio as gr
 import numpy as np
 
-from demos.common import gpu_event, job, limits_markdown, owner_box, owner_of, progress_reporter, require
+from demos.common import gpu_event, job, limits_markdown, owner_of, progress_reporter, require
 from pipelines.common.device import pick_device
 from pipelines.common.media import load_image, new_output_path
 from pipelines.time_machine import pipeline
@@ -78,12 +78,11 @@ def run_train(
     minutes: float,
     person_id: str | None,
     resume: bool,
-    token: str | None,
     request: gr.Request,
 ) -> tuple[str, str, np.ndarray | None, dict]:
     """``/time_machine_train``: add a person from 10-20 photos and start training (returns at
     once with the person id), or with ``resume`` continue the selected person's training."""
-    owner = owner_of(request, token)
+    owner = owner_of(request)
     if resume:
         require(person_id, "a person to resume (pick one in the list)")
     else:
@@ -95,23 +94,23 @@ def run_train(
 
 
 @job
-def run_status(person_id: str | None, token: str | None, request: gr.Request) -> tuple[str, np.ndarray | None]:
+def run_status(person_id: str | None, request: gr.Request) -> tuple[str, np.ndarray | None]:
     """``/time_machine_status``: state, step, loss history and the latest preview."""
-    return _status_outputs(person_id, owner_of(request, token))
+    return _status_outputs(person_id, owner_of(request))
 
 
 @job
-def run_stop(person_id: str | None, token: str | None, request: gr.Request) -> str:
+def run_stop(person_id: str | None, request: gr.Request) -> str:
     """``/time_machine_stop``: stop in any state (queued, preparing, training)."""
     require(person_id, "a person")
-    return pipeline.stop_person(person_id, owner_of(request, token))
+    return pipeline.stop_person(person_id, owner_of(request))
 
 
 @job
-def run_delete(person_id: str | None, token: str | None, request: gr.Request) -> tuple[str, dict]:
+def run_delete(person_id: str | None, request: gr.Request) -> tuple[str, dict]:
     """``/time_machine_delete``: every file of the person (LoRA, photos, portraits) is removed."""
     require(person_id, "a person")
-    owner = owner_of(request, token)
+    owner = owner_of(request)
     pipeline.delete_person(person_id, owner)
     return "The person and all their files were deleted.", gr.update(choices=_person_choices(owner), value=None)
 
@@ -122,13 +121,12 @@ def run_generate(
     eras: list[str] | None,
     n: float,
     seed: float,
-    token: str | None,
     request: gr.Request,
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[list[tuple[np.ndarray, str]], str, str]:
     """``/time_machine_generate``: ``n`` portraits per chosen era (gallery + a zip of all)."""
     require(person_id, "a trained person (step 1)")
-    portraits = pipeline.generate(person_id, eras or [], n=int(n), seed=int(seed), owner=owner_of(request, token),
+    portraits = pipeline.generate(person_id, eras or [], n=int(n), seed=int(seed), owner=owner_of(request),
                                   progress=progress_reporter(progress))  # fmt: skip
     archive = new_output_path(".zip", prefix="portraits")
     with zipfile.ZipFile(archive, "w") as zf:
@@ -139,8 +137,8 @@ def run_generate(
     return gallery, str(archive), note
 
 
-def _refresh(current: str | None, token: str | None, request: gr.Request) -> dict:
-    choices = _person_choices(owner_of(request, token))
+def _refresh(current: str | None, request: gr.Request) -> dict:
+    choices = _person_choices(owner_of(request))
     ids = [c[1] for c in choices]
     return gr.update(choices=choices, value=current if current in ids else (ids[0] if ids else None))
 
@@ -160,7 +158,6 @@ def build() -> None:
         "they are aligned, de-duplicated, and deleted once training ends (only the adapter is kept, and the "
         "person is removed after the retention time or when you delete them). " + cpu_note(device)
     )
-    token = owner_box()
     with gr.Row():
         person = gr.Dropdown([], label="Person", info="Your persons (trained or training).", scale=4,
                              allow_custom_value=True)  # API clients name their person by id; the pipeline checks it
@@ -200,19 +197,19 @@ def build() -> None:
 
     train_outputs = [job_id, status, preview, person]
     add_flag, resume_flag = gr.Checkbox(value=False, visible=False), gr.Checkbox(value=True, visible=False)
-    train_button.click(run_train, inputs=[photos, name, consent, preset, minutes, person, add_flag, token],
+    train_button.click(run_train, inputs=[photos, name, consent, preset, minutes, person, add_flag],
                        outputs=train_outputs, api_name="time_machine_train", concurrency_id="tm-train")  # fmt: skip
-    resume_button.click(run_train, inputs=[photos, name, consent, preset, minutes, person, resume_flag, token],
+    resume_button.click(run_train, inputs=[photos, name, consent, preset, minutes, person, resume_flag],
                         outputs=train_outputs, api_name=False, concurrency_id="tm-train")  # fmt: skip
-    status_button.click(run_status, inputs=[person, token], outputs=[status, preview], api_name="time_machine_status",
+    status_button.click(run_status, inputs=[person], outputs=[status, preview], api_name="time_machine_status",
                         queue=False)  # fmt: skip
-    person.change(run_status, inputs=[person, token], outputs=[status, preview], api_name=False, queue=False)
-    timer.tick(run_status, inputs=[person, token], outputs=[status, preview], api_name=False, queue=False,
+    person.change(run_status, inputs=[person], outputs=[status, preview], api_name=False, queue=False)
+    timer.tick(run_status, inputs=[person], outputs=[status, preview], api_name=False, queue=False,
                show_progress="hidden")  # fmt: skip
-    stop_button.click(run_stop, inputs=[person, token], outputs=[status], api_name="time_machine_stop", queue=False)
-    delete.click(run_delete, inputs=[person, token], outputs=[status, person], api_name="time_machine_delete",
+    stop_button.click(run_stop, inputs=[person], outputs=[status], api_name="time_machine_stop", queue=False)
+    delete.click(run_delete, inputs=[person], outputs=[status, person], api_name="time_machine_delete",
                  queue=False)  # fmt: skip
-    refresh.click(_refresh, inputs=[person, token], outputs=[person], api_name=False, queue=False)
-    generate_button.click(run_generate, inputs=[person, era_box, n, seed, token], outputs=[gallery, download, note],
+    refresh.click(_refresh, inputs=[person], outputs=[person], api_name=False, queue=False)
+    generate_button.click(run_generate, inputs=[person, era_box, n, seed], outputs=[gallery, download, note],
                           **gpu_event("time_machine_generate"))  # fmt: skip
 

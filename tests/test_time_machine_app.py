@@ -25,16 +25,16 @@ def test_two_sessions_cannot_see_each_others_persons(public_app, reference_dir: 
     photos = make_face_photos(reference_dir, tmp_path / "photos", 10)
     alice, bob = Client(public_app.local_url, verbose=False), Client(public_app.local_url, verbose=False)
     person, summary, _, _ = alice.predict(
-        [handle_file(str(p)) for p in photos], "Ada", True, "test", 1, None, False, None, api_name="/time_machine_train"
+        [handle_file(str(p)) for p in photos], "Ada", True, "test", 1, None, False, api_name="/time_machine_train"
     )
     assert "Ada" in summary
-    assert "Stop" in alice.predict(person, None, api_name="/time_machine_stop") or "Nothing" in summary
+    assert "Stop" in alice.predict(person, api_name="/time_machine_stop") or "Nothing" in summary
     for endpoint, args in (
-        ("/time_machine_status", (person, None)),
-        ("/time_machine_stop", (person, None)),
-        ("/time_machine_generate", (person, ["roman"], 1, 0, None)),
-        ("/time_machine_delete", (person, None)),
-        ("/time_machine_train", (None, "", False, "test", 1, person, True, None)),
+        ("/time_machine_status", (person,)),
+        ("/time_machine_stop", (person,)),
+        ("/time_machine_generate", (person, ["roman"], 1, 0)),
+        ("/time_machine_delete", (person,)),
+        ("/time_machine_train", (None, "", False, "test", 1, person, True)),
     ):
         with pytest.raises(Exception, match="Unknown person"):
             bob.predict(*args, api_name=endpoint)
@@ -43,6 +43,6 @@ def test_two_sessions_cannot_see_each_others_persons(public_app, reference_dir: 
     while tm.person_status_at(tm.persons_dir() / person).get("running"):
         assert time.monotonic() < deadline
         time.sleep(1)
-    message, _ = alice.predict(person, None, api_name="/time_machine_delete")
+    message, _ = alice.predict(person, api_name="/time_machine_delete")
     assert "deleted" in message
     assert not (tm.persons_dir() / person).exists()
