@@ -26,9 +26,11 @@ PRESET_LABELS = {
     "test": "Test - 256 px, rank 4, 60 steps (what a CPU can finish; a preview of the method)",
     "standard": "Standard - 512 px, rank 16, 800 steps (DreamBooth-LoRA recipe; GPU)",
 }
-# Measured on the development machine (bench/bench_time_machine.py: SD 1.5 architecture, 2 CPU
-# cores shared with other work); see the README's performance table.
-CPU_SECONDS_PER_STEP = {"test": None, "standard": None}
+# Measured with bench/bench_time_machine.py on the SD 1.5 architecture (random weights), 2-core
+# development machine, as CPU seconds / threads (an idle machine's wall time; it ran at load 23).
+# Only measured presets are quoted.
+CPU_SECONDS_PER_STEP = {"test": 10.5}
+CPU_SECONDS_PER_PORTRAIT = 723.0  # 512 px, 30 sampler steps with guidance
 
 
 def _person_choices(owner: str) -> list[tuple[str, str]]:
@@ -58,10 +60,10 @@ def cpu_note(device: str) -> str:
     for name, s in CPU_SECONDS_PER_STEP.items():
         if s:
             estimates.append(f"{name}: about {PRESETS[name]['max_steps'] * s / 60:.0f} min")
-    figures = f" ({'; '.join(estimates)} on the development machine's CPU)" if estimates else ""
+    figures = f" (measured on a 2-core CPU: {'; '.join(estimates)} per person, about {CPU_SECONDS_PER_PORTRAIT / 60:.0f} min per portrait)" if estimates else ""
     return (
         f"This server runs on **{device}**: the standard preset (800 steps at 512 px) would take many hours per "
-        f"person here{figures}, so only the small **test** preset is offered; its portraits show the method, "
+        f"person here, so only the small **test** preset is offered{figures}; its portraits show the method, "
         "not a likeness."
     )
 
