@@ -2,7 +2,7 @@
 
     python -m bench.bench_animation                       # CPU, 16 frames, 2 threads
     python -m bench.bench_animation --threads 1 --frames 8 --repeats 1
-    python -m bench.bench_animation --device cuda --fp16  # GPU (batched, half precision)
+    python -m bench.bench_animation --device cuda  # GPU (batched; auto = half-precision autocast)
 
 Rows:
 * ``original loop``: the demo's ``make_animation`` order of work (one frame at a time; keypoints, the
@@ -11,8 +11,8 @@ Rows:
   same: the same-machine, same-load baseline for the speed-up.
 * ``project``: :meth:`TPSMMPipeline.animate_arrays` (``inference_mode``, frames batched through all three
   networks, the source keypoints / down-sampled source / source heatmaps / inpainting encoder features
-  computed once), float32 (exact), then with ``channels_last``, then bfloat16 autocast on CPUs with
-  AVX-512 BF16 (not exact: reported with its max abs deviation from float32).
+  computed once), ``exact`` (float32), then ``auto`` precision (``pipelines.common.precision``:
+  bf16 on CPUs with AVX512_BF16/AMX where the policy allows; reported with its max abs deviation).
 On a shared CPU (load average above the core count) wall time measures the neighbours too; the note
 gives this process's CPU seconds per frame, which still measure the work.
 """
@@ -23,7 +23,6 @@ import argparse
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,6 +31,7 @@ from bench.harness import Bench
 from pipelines.animation import networks as N
 from pipelines.animation.config import get_config
 from pipelines.animation.pipeline import TPSMMPipeline, normalize_kp
+from pipelines.common import precision as precisions
 from weights.fixture import fixture_like
 
 ORIGINAL_S_PER_FRAME = 1.79  # shared/BENCHMARKS.md: make_animation, relative, vox-256, 2 vCPU EPYC, 2 threads
@@ -99,7 +99,6 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--fp16", action="store_true", help="CUDA: half-precision autocast row")
     parser.add_argument("--skip-original", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -114,23 +113,15 @@ def main() -> None:
         _timed(bench, "original loop (per frame, same networks)", size, lambda: original_loop(nets, source, driving, device), args.frames, **kw)
 
     cfg = get_config("vox")
-    pipe = TPSMMPipeline(cfg, **nets, device=device, batch_size=args.batch)  # type: ignore[arg-type]
+    pipe = TPSMMPipeline(cfg, **nets, device=device, batch_size=args.batch, precision="exact")  # type: ignore[arg-type]
     args.batch = pipe.batch_size
     reference = pipe.animate_arrays(source, driving).frames
     _timed(bench, f"project fp32, batch {args.batch}", size, lambda: pipe.animate_arrays(source, driving), args.frames, "exact", **kw)
 
-    pipe_cl = TPSMMPipeline(cfg, **nets, device=device, batch_size=args.batch, channels_last=True)  # type: ignore[arg-type]
-    dev = np.abs(pipe_cl.animate_arrays(source, driving).frames - reference).max()
-    _timed(bench, f"project fp32 channels_last, batch {args.batch}", size, lambda: pipe_cl.animate_arrays(source, driving), args.frames,
-           f"max dev {dev:.1e}", **kw)  # fmt: skip
-
-    cpu_bf16 = device.type == "cpu" and "avx512_bf16" in Path("/proc/cpuinfo").read_text()
-    if (device.type == "cuda" and args.fp16) or cpu_bf16:
-        pipe_low = TPSMMPipeline(cfg, **nets, device=device, batch_size=args.batch, channels_last=True, low_precision=True)  # type: ignore[arg-type]
-        dev = np.abs(pipe_low.animate_arrays(source, driving).frames - reference).max()
-        label = "fp16" if device.type == "cuda" else "bf16"
-        _timed(bench, f"project {label} channels_last, batch {args.batch}", size, lambda: pipe_low.animate_arrays(source, driving),
-               args.frames, f"not exact: max dev {dev:.1e}", **kw)  # fmt: skip
+    pipe_auto = TPSMMPipeline(cfg, **nets, device=device, batch_size=args.batch, precision="auto")  # type: ignore[arg-type]
+    dev = np.abs(pipe_auto.animate_arrays(source, driving).frames - reference).max()
+    _timed(bench, f"project auto precision ({precisions.describe(device, 'auto')}), batch {args.batch}", size,
+           lambda: pipe_auto.animate_arrays(source, driving), args.frames, f"max dev {dev:.1e}", **kw)  # fmt: skip
     bench.write("animation")
 
 

@@ -4,8 +4,8 @@ Not a test: run it by hand. Fixture weights (the reference formula, salt ``bench
 networks, so no checkpoint is needed; speed does not depend on the weight values.
 
     python bench/bench_colorization.py                              # CPU, artistic + stable, rf 35, 2 threads
-    python bench/bench_colorization.py --variants fp32 fp32-cl bf16-cl --models artistic
-    python bench/bench_colorization.py --device cuda --variants fp32 fp16-cl --batch 8 --video-frames 64
+    python bench/bench_colorization.py --variants fp32 fp32-cl auto-cl --models artistic
+    python bench/bench_colorization.py --device cuda --variants fp32 auto-cl --batch 8 --video-frames 64
     python bench/bench_colorization.py --flicker-only               # chroma flicker with / without smoothing
 
 Reported per model and variant: the whole still-image call (``colorize_arrays``: resizes, network,
@@ -36,11 +36,10 @@ from pipelines.colorization.config import VARIANTS
 from pipelines.colorization.networks import DeOldifyGenerator
 from weights.fixture import fixture_like
 
-VARIANT_SPECS = {  # name -> (precision, channels_last)
-    "fp32": ("fp32", False),
-    "fp32-cl": ("fp32", True),
-    "bf16-cl": ("bf16", True),
-    "fp16-cl": ("fp16", True),
+VARIANT_SPECS = {  # name -> (precision mode, channels_last)
+    "fp32": ("exact", False),
+    "fp32-cl": ("exact", True),
+    "auto-cl": ("auto", True),
 }
 
 
@@ -107,8 +106,6 @@ def bench_model(model: str, args: argparse.Namespace, device: torch.device) -> l
     size = P.render_size(rf)
     for name in args.variants:
         precision, channels_last = VARIANT_SPECS[name]
-        if precision == "fp16" and device.type != "cuda":
-            continue
         net = net.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         col = P.Colorizer(net, VARIANTS[model], device, precision=precision, channels_last=channels_last)
         if device.type == "cuda":
@@ -156,7 +153,7 @@ def flicker(args: argparse.Namespace, device: torch.device) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["artistic", "stable"], choices=list(VARIANTS))
-    parser.add_argument("--variants", nargs="+", default=["fp32", "fp32-cl", "bf16-cl"], choices=list(VARIANT_SPECS))
+    parser.add_argument("--variants", nargs="+", default=["fp32", "fp32-cl", "auto-cl"], choices=list(VARIANT_SPECS))
     parser.add_argument("--render-factor", type=int, default=35)
     parser.add_argument("--size", type=int, nargs=2, default=[1152, 864], metavar=("H", "W"))
     parser.add_argument("--runs", type=int, default=3)

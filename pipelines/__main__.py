@@ -287,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--overwrite", action="store_true", help="replace existing results")
         p.add_argument("--recursive", action="store_true", help="also take files from sub-folders")
         p.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
+        p.add_argument("--precision", choices=("auto", "exact"), default=None,
+                       help="auto (default): bf16/fp16 where the CPU/GPU has it and each network's policy allows; "
+                            "exact: float32, the originals' numbers")  # fmt: skip
         p.add_argument("--quiet", action="store_true", help="no progress, only the per-input results")
         p.add_argument("--debug", action="store_true", help="show the traceback of unexpected errors")
         if task.name in ("restore", "nostalgia", "story"):
@@ -434,6 +437,7 @@ def describe_failure(exc: BaseException) -> str:
 
 def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     """Process every input of ``args`` (see the module docstring); returns the exit status."""
+    from pipelines.common import precision as precisions
     from pipelines.common.errors import NostalgiaError
 
     stream = stream or sys.stderr
@@ -475,7 +479,8 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
             if not src.exists():
                 raise NostalgiaError(f"{src}: file not found")
             t = time.perf_counter()
-            written = task.run(src, args.output, args, progress)
+            with precisions.using(getattr(args, "precision", None)):
+                written = task.run(src, args.output, args, progress)
             claimed.update({p: src for p in planned})
             progress.end(f"ok in {time.perf_counter() - t:.1f} s -> {', '.join(p.name for p in written)}")
         except KeyboardInterrupt:

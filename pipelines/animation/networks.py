@@ -86,7 +86,8 @@ def warp(features: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         flow = F.interpolate(flow.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=True).permute(0, 2, 3, 1)
     if features.shape[0] != flow.shape[0]:
         features = features.expand(flow.shape[0], *features.shape[1:])
-    return F.grid_sample(features, flow.to(features.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
+    dtype = torch.promote_types(features.dtype, flow.dtype)  # a bf16/fp16 grid would move pixels: never round it
+    return F.grid_sample(features.to(dtype), flow.to(dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
 # --------------------------------------------------------------------------- building blocks

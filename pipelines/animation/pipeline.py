@@ -14,7 +14,6 @@ side-by-side video).
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -36,6 +35,7 @@ from pipelines.animation.networks import (
 )
 from pipelines.animation.preprocess import resize_like_skimage_0183, to_uint8_like_skimage
 from pipelines.common import media
+from pipelines.common import precision as precisions
 from pipelines.common.device import cached_network, oom_guard, pick_device
 from pipelines.common.errors import InputError, ModelUnavailableError
 from pipelines.common.progress import ProgressFn
@@ -101,8 +101,7 @@ class TPSMMPipeline:
         avd_network: AVDNetwork | None = None,
         device: torch.device | None = None,
         batch_size: int | None = None,
-        channels_last: bool = False,
-        low_precision: bool = False,
+        precision: str | None = None,
     ):
         self.config = config
         self.device = device or pick_device()
@@ -113,13 +112,9 @@ class TPSMMPipeline:
         # Frames go through the networks in batches on GPUs; on CPUs a batch of frames costs MORE
         # per frame (measured: the decoder's 64-512 channel maps fall out of cache), so 1 there.
         self.batch_size = max(1, int(batch_size or (8 if self.device.type == "cuda" else 1)))
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        # Optional reduced precision for the two heavy networks only (keypoints and the TPS solve
-        # stay float32): float16 on CUDA, bfloat16 on CPUs (fast with AVX-512 BF16 / AMX). Not exact.
-        self.low_dtype = (torch.float16 if self.device.type == "cuda" else torch.bfloat16) if low_precision else None
-        if channels_last:
-            for net in (self.kp_detector, self.dense_motion, self.inpainting):
-                net.to(memory_format=torch.channels_last)
+        # auto/exact (None: the current mode at each call); the policies keep the keypoints, the
+        # TPS solve and the dense motion float32 and let the inpainting network run low.
+        self.precision = precision and precisions.check_mode(precision)
 
     @classmethod
     def from_pretrained(cls, model: str = "vox", device: torch.device | None = None, **kwargs: object) -> TPSMMPipeline:
@@ -142,24 +137,39 @@ class TPSMMPipeline:
     def _tensor(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
         """HWC float frames in [0, 1] -> (B, 3, S, S) float32 (the demo casts float64 -> float32)."""
         arr = np.stack([np.asarray(f, dtype=np.float32) for f in frames])
-        t = torch.from_numpy(arr).permute(0, 3, 1, 2).to(self.device)
-        return t.contiguous(memory_format=self.memory_format)
+        return torch.from_numpy(arr).permute(0, 3, 1, 2).to(self.device).contiguous()
+
+    def _plan(self, network: str) -> precisions.Plan:
+        return precisions.plan(network, self.device, self.precision)
 
     def prepare_source(self, source: np.ndarray) -> _Source:
         """Everything that depends on the source only: keypoints, dense-motion source pieces,
         inpainting encoder features."""
         image = self._tensor([source])
-        kp = self.kp_detector(image)
-        return _Source(image, kp, self.dense_motion.prepare_source(image, kp), self.inpainting.encode(image))
+        kp = self.keypoints_of(image)
+        dense, inpaint = self._plan("tpsmm.dense_motion"), self._plan("tpsmm.inpainting")
+        with dense.autocast():
+            motion = dense.prepare(self.dense_motion).prepare_source(dense.input(image), kp)
+        with inpaint.autocast():
+            encoded = inpaint.prepare(self.inpainting).encode(inpaint.input(image))
+        return _Source(image, kp, motion, encoded)
+
+    def keypoints_of(self, image: torch.Tensor) -> torch.Tensor:
+        plan = self._plan("tpsmm.kp_detector")
+        with plan.autocast():
+            return precisions.to_float32(plan.prepare(self.kp_detector)(plan.input(image)))
 
     def keypoints(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
-        return self.kp_detector(self._tensor(frames))
+        return self.keypoints_of(self._tensor(frames))
 
     def _generate(self, src: _Source, kp_norm: torch.Tensor) -> torch.Tensor:
-        ctx = torch.autocast(self.device.type, dtype=self.low_dtype) if self.low_dtype else contextlib.nullcontext()
-        with ctx:
-            motion = self.dense_motion(src.motion, kp_norm, keep_intermediates=False)
-            prediction, _ = self.inpainting.decode(src.image, src.encoder_maps, motion.deformation, motion.occlusion_map)
+        dense, inpaint = self._plan("tpsmm.dense_motion"), self._plan("tpsmm.inpainting")
+        with dense.autocast():
+            motion = dense.prepare(self.dense_motion)(src.motion, kp_norm, keep_intermediates=False)
+        with inpaint.autocast():
+            prediction, _ = inpaint.prepare(self.inpainting).decode(
+                inpaint.input(src.image), src.encoder_maps, motion.deformation, motion.occlusion_map
+            )
         return prediction.float()
 
     def iter_animation(
@@ -340,6 +350,7 @@ def animate(
     first_seconds: float | None = None,
     pipeline: TPSMMPipeline | None = None,
     progress: ProgressFn | None = None,
+    precision: str | None = None,
 ) -> AnimateOutput:
     """Animate ``source_image`` by ``driving_video`` and write the result videos.
 
@@ -352,7 +363,30 @@ def animate(
     ``max_side`` on their long side are scaled down to it first (the video would not play in a
     browser otherwise); smaller photos keep their full resolution. ``first_seconds`` animates only
     the start of the driving video (None: the whole clip); its sound is cut to match.
+    ``precision``: ``auto`` or
+    ``exact`` (:mod:`pipelines.common.precision`; None = the current mode).
     """
+    with precisions.using(precision):
+        return _animate(source_image, driving_video, model, mode, find_best_frame, face_index, crop_faces,
+                        crop_driving, side_by_side, batch_size, max_side, first_seconds, pipeline, progress)  # fmt: skip
+
+
+def _animate(
+    source_image: media.ImageLike,
+    driving_video: str | Path,
+    model: str,
+    mode: str,
+    find_best_frame: bool,
+    face_index: int,
+    crop_faces: bool,
+    crop_driving: bool,
+    side_by_side: bool,
+    batch_size: int | None,
+    max_side: int,
+    first_seconds: float | None,
+    pipeline: TPSMMPipeline | None,
+    progress: ProgressFn | None,
+) -> AnimateOutput:
     started = time.perf_counter()
     report = progress or (lambda f, m="": None)
     cfg = pipeline.config if pipeline is not None else get_config(model)

@@ -17,7 +17,6 @@ returned as if it were a result), and video can smooth the chrominance over time
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -39,7 +38,8 @@ from pipelines.colorization.config import (
     variant,
 )
 from pipelines.colorization.networks import DeOldifyGenerator
-from pipelines.common.device import autocast, cached_network, oom_guard, pick_device
+from pipelines.common import precision as precisions
+from pipelines.common.device import cached_network, oom_guard, pick_device
 from pipelines.common.errors import InputError
 from pipelines.common.limits import LIMITS
 from pipelines.common.media import (
@@ -223,17 +223,12 @@ def _oom_hint(render_factor: int) -> str:
     )
 
 
-PRECISIONS = ("fp32", "fp16", "bf16")
-
-
 class Colorizer:
     """One DeOldify generator, loaded once, called many times.
 
-    Build with :meth:`from_pretrained` (weights through the shared model cache).
-    ``precision``: ``"fp32"`` (default on CPU; reproduces the original), ``"fp16"`` (default on
-    CUDA, autocast) or ``"bf16"`` (CPU autocast: about twice as fast on CPUs with AVX512-BF16, colours
-    within about 1-2 levels of fp32). Tensors are channels_last, which oneDNN and cuDNN run faster
-    (exact up to float rounding).
+    Build with :meth:`from_pretrained` (weights through the shared model cache). ``precision``:
+    ``"auto"`` / ``"exact"`` (None = the current mode), see :mod:`pipelines.common.precision`;
+    ``exact`` reproduces the original (tensors channels_last, exact up to float rounding).
     """
 
     def __init__(
@@ -246,15 +241,10 @@ class Colorizer:
         channels_last: bool = True,
         overflow: str = "clip",
     ) -> None:
-        precision = precision or ("fp16" if device.type == "cuda" else "fp32")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
-        if precision == "fp16" and device.type != "cuda":
-            raise ValueError("fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
         self.network = network.to(memory_format=torch.channels_last) if channels_last else network
         self.config = config
         self.device = device
-        self.precision = precision
+        self.precision = precision and precisions.check_mode(precision)
         self.channels_last = channels_last
         self.overflow = overflow
 
@@ -269,13 +259,6 @@ class Colorizer:
         network = cached_network(config.checkpoint_id, "generator", dev)
         return cls(network, config, dev, **kwargs)  # type: ignore[arg-type]
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.precision == "fp16":
-            return autocast(self.device, True, torch.float16)
-        if self.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     # ---- network step
 
     def render(self, grays: Sequence[np.ndarray], render_factor: int) -> np.ndarray:
@@ -283,9 +266,10 @@ class Colorizer:
         x = to_network(grays).to(self.device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with oom_guard(_oom_hint(render_factor)), torch.inference_mode(), self._autocast():
-            y = self.network(x)
-        return to_uint8(y, overflow=self.overflow)
+        plan = precisions.plan("deoldify.generator", self.device, self.precision)
+        with oom_guard(_oom_hint(render_factor)), torch.inference_mode(), plan.autocast():
+            y = plan.prepare(self.network)(plan.input(x))
+        return to_uint8(y.float(), overflow=self.overflow)
 
     def raw_colors(self, photos: Sequence[np.ndarray], render_factor: int) -> list[np.ndarray]:
         """``raw_color`` of each photo: network colours resized back to the photo's size."""
@@ -429,10 +413,11 @@ def colorize(
     model: str = "artistic",
     render_factor: int = DEFAULT_RENDER_FACTOR_IMAGE,
     post_process: bool = True,
+    precision: str | None = None,
 ) -> np.ndarray | list[np.ndarray]:
     """Colorize one photo (returns an RGB uint8 array of the input's size) or a list of photos
-    (returns a list), with the published generator ``model``."""
-    colorizer = Colorizer.from_pretrained(model)
+    (returns a list), with the published generator ``model``; ``precision`` auto/exact."""
+    colorizer = Colorizer.from_pretrained(model, precision=precision)
     if isinstance(image, (list, tuple)):
         return colorizer.batch(image, render_factor, post_process)
     return colorizer(image, render_factor, post_process)
@@ -444,9 +429,10 @@ def colorize_sweep(
     render_factors: Sequence[int] = DEFAULT_SWEEP,
     post_process: bool = True,
     progress: ProgressFn | None = None,
+    precision: str | None = None,
 ) -> list[SweepResult]:
     """One photo at several render factors."""
-    return Colorizer.from_pretrained(model).sweep(image, render_factors, post_process, progress)
+    return Colorizer.from_pretrained(model, precision=precision).sweep(image, render_factors, post_process, progress)
 
 
 def colorize_video(
@@ -459,9 +445,10 @@ def colorize_video(
     output: str | Path | None = None,
     first_seconds: float | None = None,
     progress: ProgressFn | None = None,
+    precision: str | None = None,
 ) -> Path:
     """Colorize a video file (only its first ``first_seconds`` when given); returns the MP4's path."""
-    return Colorizer.from_pretrained(model).colorize_video(
+    return Colorizer.from_pretrained(model, precision=precision).colorize_video(
         path, output, render_factor, post_process, smoothing=smoothing, first_seconds=first_seconds, progress=progress
     )
 

@@ -102,13 +102,6 @@ class ModelCache:
 MODELS = ModelCache()
 
 
-def autocast(device: torch.device, enabled: bool, dtype: torch.dtype = torch.float16):
-    """Mixed precision on CUDA for pipelines that declared it safe; a no-op elsewhere."""
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=dtype)
-    return contextlib.nullcontext()
-
-
 @contextlib.contextmanager
 def oom_guard(hint: str) -> Iterator[None]:
     """Turn an out-of-memory error into :class:`OutOfMemoryError` with a concrete ``hint``."""

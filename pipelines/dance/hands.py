@@ -41,6 +41,7 @@ import torch
 from scipy import ndimage
 from torch import nn
 
+from pipelines.common import precision as precisions
 from pipelines.dance.openpose import NetworkInput, maps_to_image, network_inputs, sequential_with_relu
 
 CHECKPOINT_ID = "edn/openpose_hand"
@@ -260,7 +261,15 @@ class HandResult:
 class HandEstimator:
     """The OpenPose hand estimator: build once (network loaded once), call per hand crop."""
 
-    def __init__(self, network: nn.Module, config: HandEstimatorConfig | None = None, device: torch.device | None = None):
+    def __init__(
+        self,
+        network: nn.Module,
+        config: HandEstimatorConfig | None = None,
+        device: torch.device | None = None,
+        precision: str | None = None,
+    ):
+        """``precision``: ``auto``/``exact`` (None: the current mode), :mod:`pipelines.common.precision`."""
+        self.precision = precision and precisions.check_mode(precision)
         self.network = network.eval()
         self.config = config or HandEstimatorConfig()
         self.device = device or next(network.parameters()).device
@@ -279,8 +288,9 @@ class HandEstimator:
         from pipelines.common.device import oom_guard
 
         x = torch.from_numpy(np.ascontiguousarray(tensor)).to(self.device)
+        network = precisions.plan("openpose.hand", self.device, self.precision).runner(self.network)
         with oom_guard("Use a video of smaller frames."):
-            return self.network(x)[0].float().contiguous().cpu().numpy()
+            return network(x)[0].float().contiguous().cpu().numpy()
 
     def __call__(self, crop_bgr: np.ndarray) -> HandResult:
         inputs = network_inputs(np.asarray(crop_bgr), self.config)

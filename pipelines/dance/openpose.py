@@ -46,6 +46,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 from torch import nn
 
+from pipelines.common import precision as precisions
 from pipelines.common.errors import InputError
 
 CHECKPOINT_ID = "edn/openpose_body"
@@ -483,9 +484,12 @@ class BodyEstimator:
         device: torch.device | None = None,
         *,
         channels_last: bool = False,
+        precision: str | None = None,
     ):
         """``channels_last`` runs the convolutions in NHWC, faster with oneDNN and cuDNN; the maps
-        then differ from NCHW by float rounding (~1e-7), so parity checks use the default NCHW."""
+        then differ from NCHW by float rounding (~1e-7), so parity checks use the default NCHW.
+        ``precision``: ``auto``/``exact`` (None: the current mode), :mod:`pipelines.common.precision`."""
+        self.precision = precision and precisions.check_mode(precision)
         self.channels_last = channels_last
         self.network = network.eval().to(memory_format=torch.channels_last) if channels_last else network.eval()
         self.config = config or BodyEstimatorConfig()
@@ -508,7 +512,7 @@ class BodyEstimator:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with oom_guard("Use a video of smaller frames, or fewer pose scales."):
-            paf, heat = self.network(x)
+            paf, heat = precisions.plan("openpose.body", self.device, self.precision).runner(self.network)(x)
         return paf.float().contiguous().cpu().numpy(), heat.float().contiguous().cpu().numpy()
 
     def __call__(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.common import jobs as common_jobs
+from pipelines.common import precision as precisions
 from pipelines.common.device import pick_device
 from pipelines.common.errors import InputError
 from pipelines.common.progress import ProgressFn
@@ -387,11 +388,15 @@ def transfer(
     progress: ProgressFn | None = None,
     owner: str | None = None,
     hands: bool | None = None,
+    precision: str | None = None,
 ) -> TransferResult:
     """Make the target perform the source video's motion (or the sample motion); see
-    :class:`~pipelines.dance.transfer.DanceTransferPipeline`."""
+    :class:`~pipelines.dance.transfer.DanceTransferPipeline`. ``precision``: ``auto``/``exact``
+    for the pose network and the generators (:mod:`pipelines.common.precision`)."""
     path = _target_dir(target_id, owner)
     common_jobs.touch(path)
-    pipe = DanceTransferPipeline.from_dir(path)
-    motion = sample_motion_arrays() if sample_motion else None
-    return pipe(source_video, motion=motion, side_by_side=side_by_side, normalize=normalize, progress=progress, find_hands=hands)
+    with precisions.using(precision):
+        pipe = DanceTransferPipeline.from_dir(path)
+        motion = sample_motion_arrays() if sample_motion else None
+        return pipe(source_video, motion=motion, side_by_side=side_by_side, normalize=normalize, progress=progress,
+                    find_hands=hands)  # fmt: skip

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipelines.common import precision as precisions
 from pipelines.common.device import oom_guard
 from pipelines.common.progress import ProgressFn
 from pipelines.dance.files import read_json
@@ -171,13 +172,24 @@ class DanceTransferPipeline:
         target_poses: list[Any],
         device: torch.device,
         parts: tuple[str, ...] = BODY_FACE,
+        precision: str | None = None,
     ):
+        """``precision``: ``auto``/``exact`` (None: the current mode at each call), see
+        :mod:`pipelines.common.precision`; the frame fed back to the generator is always float32."""
+        self.precision = precision and precisions.check_mode(precision)
         self.netG, self.faceG = netG, faceG
         self.width, self.height = size
         self.face_box = face_box
         self.target_poses = target_poses
         self.device = device
         self.parts = parts  # what the target's labels draw (see pipelines.dance.target.label_parts)
+
+    def networks(self) -> tuple[Any, Any]:
+        """(generator, face generator or None) as functions under the current precision plans."""
+        g = precisions.plan("edn.generator", self.device, self.precision).runner(self.netG)
+        if self.faceG is None:
+            return g, None
+        return g, precisions.plan("edn.face_generator", self.device, self.precision).runner(self.faceG)
 
     @classmethod
     def from_dir(cls, target_dir: Path, device: torch.device | None = None) -> DanceTransferPipeline:
@@ -249,7 +261,7 @@ class DanceTransferPipeline:
         out = []
         tensors = (label_to_tensor(lab).to(self.device) for lab in labels)
         with oom_guard(OOM_HINT):
-            for t, step in enumerate(generate_sequence(self.netG, self.faceG, tensors, list(boxes))):
+            for t, step in enumerate(generate_sequence(*self.networks(), tensors, list(boxes))):
                 out.append(tensor_to_uint8(step.frame))
                 if progress and (t % 5 == 0 or t == len(labels) - 1):
                     progress(0.3 + 0.65 * (t + 1) / len(labels), f"generating frame {t + 1}/{len(labels)}")
@@ -314,7 +326,7 @@ class DanceTransferPipeline:
 
             sources = source_frames() if side_by_side else None
             with torch.inference_mode(), oom_guard(OOM_HINT):
-                for t, step in enumerate(generate_sequence(self.netG, self.faceG, label_tensors(), _Lookup(boxes))):
+                for t, step in enumerate(generate_sequence(*self.networks(), label_tensors(), _Lookup(boxes))):
                     frame = tensor_to_uint8(step.frame)
                     label = shown.pop(0)
                     if sources is not None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.common.errors import InputError
+from pipelines.common.precision import MODES
 from pipelines.nostalgia.analysis import DEFAULT_COLOR_THRESHOLD, DEFAULT_SCRATCH_THRESHOLD
 
 CHOICES = ("auto", "yes", "no")
@@ -33,6 +34,8 @@ class NostalgiaOptions:
     ``driving``: a driving video path (its first ``motion_seconds`` are used); None uses the offline
     preset ``preset``, ``motion_seconds`` long at ``motion_fps``. ``face_index`` is 0-based, largest face first; ``all_faces`` animates
     every detected face in one video. The chain works at most at ``max_side`` pixels (long side).
+    ``precision``: ``auto``/``exact`` for every network of the chain (None: the current mode), see
+    :mod:`pipelines.common.precision`.
     """
 
     restore: bool = True
@@ -54,6 +57,7 @@ class NostalgiaOptions:
     max_side: int = 1280
     color_threshold: float = DEFAULT_COLOR_THRESHOLD
     scratch_threshold: float = DEFAULT_SCRATCH_THRESHOLD
+    precision: str | None = None
 
     def validated(self) -> NostalgiaOptions:
         """Self, after checking every value a user can set (specific :class:`InputError` otherwise)."""
@@ -70,6 +74,8 @@ class NostalgiaOptions:
             raise InputError(f"motion_fps must be between 1 and 60; got {self.motion_fps}.")
         if int(self.face_index) < 0:
             raise InputError(f"The face number must be 1 or more; got {int(self.face_index) + 1}.")
+        if self.precision is not None and self.precision not in MODES:
+            raise InputError(f"precision must be one of {', '.join(MODES)}; got {self.precision!r}.")
         if not 64 <= int(self.max_side) <= 4096:
             raise InputError(f"max_side must be between 64 and 4096 pixels; got {self.max_side}.")
         return self

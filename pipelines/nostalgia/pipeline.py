@@ -27,6 +27,7 @@ import numpy as np
 
 from pipelines.animation import crop as crops
 from pipelines.common import faces, media
+from pipelines.common import precision as precisions
 from pipelines.common.errors import InputError
 from pipelines.common.progress import ProgressFn
 from pipelines.nostalgia import analysis
@@ -251,6 +252,17 @@ class NostalgiaPipeline:
         (the story composes its own video); ``allow_no_face`` skips the animation, instead of
         refusing the photo, when no face is found."""
         opts = (options or self.options).validated()
+        with precisions.using(opts.precision):
+            return self._run(image, opts, write_video, allow_no_face, progress)
+
+    def _run(
+        self,
+        image: media.ImageLike,
+        opts: NostalgiaOptions,
+        write_video: bool,
+        allow_no_face: bool,
+        progress: ProgressFn | None,
+    ) -> NostalgiaResult:
         report = progress or (lambda f, m="": None)
         photo = crops.fit(media.load_image(image, name="photo"), int(opts.max_side))
         if min(photo.shape[:2]) < 32:

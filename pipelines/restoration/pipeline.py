@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pipelines.common import precision as precisions
 from pipelines.common.device import cached_network, oom_guard, pick_device
 from pipelines.common.errors import InputError
 from pipelines.common.media import ImageLike, load_image
@@ -229,9 +230,12 @@ class RestorationPipeline:
 
     def enhance_face(self, crop: np.ndarray, load_size: int) -> np.ndarray:
         """Stage 3 on one aligned crop: the SPADE generator at ``load_size``; uint8 ``load_size`` square."""
-        net = self.network(FACE_CHECKPOINTS[load_size])
+        plan = precisions.plan("bopbtl.face_enhancer", self.device)
+        net = plan.prepare(self.network(FACE_CHECKPOINTS[load_size]))
         x = face_ops.face_to_tensor(crop, load_size).to(self.device)
-        return face_ops.tensor_to_face(net(None, x))
+        with plan.autocast():
+            y = net(None, plan.input(x))
+        return face_ops.tensor_to_face(y.float())
 
     # -- the whole call
 
@@ -245,9 +249,23 @@ class RestorationPipeline:
         progress: ProgressFn | None = None,
         *,
         restored_global: np.ndarray | None = None,
+        precision: str | None = None,
     ) -> RestoreResult:
         """``restored_global``: this photo's stage-1 result computed beforehand (batch jobs:
-        :meth:`restore_global_many`); quality mode only."""
+        :meth:`restore_global_many`); quality mode only. ``precision``: ``auto`` or ``exact``
+        (:mod:`pipelines.common.precision`; None = the current mode)."""
+        with precisions.using(precision):
+            return self._run(image, with_scratch, hr, enhance_faces, progress, restored_global)
+
+    def _run(
+        self,
+        image: ImageLike,
+        with_scratch: bool,
+        hr: bool,
+        enhance_faces: bool,
+        progress: ProgressFn | None,
+        restored_global: np.ndarray | None,
+    ) -> RestoreResult:
         report = progress or (lambda fraction, message: None)
         timings: dict[str, float] = {}
         start = time.perf_counter()
@@ -340,9 +358,13 @@ def restore(
     hr: bool = False,
     enhance_faces: bool = True,
     progress: ProgressFn | None = None,
+    precision: str | None = None,
 ) -> RestoreResult:
-    """Restore one photo with the process-wide pipeline (networks are loaded once and kept)."""
+    """Restore one photo with the process-wide pipeline (networks are loaded once and kept);
+    ``precision`` ``auto`` (default) or ``exact``, see :mod:`pipelines.common.precision`."""
     pipe = _DEFAULT.get("pipe")
     if pipe is None:
         pipe = _DEFAULT.setdefault("pipe", RestorationPipeline())
-    return pipe(image, with_scratch=with_scratch, hr=hr, enhance_faces=enhance_faces, progress=progress)
+    return pipe(
+        image, with_scratch=with_scratch, hr=hr, enhance_faces=enhance_faces, progress=progress, precision=precision
+    )

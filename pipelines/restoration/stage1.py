@@ -10,7 +10,7 @@ API used by the restore pipeline (all images are RGB ``uint8`` arrays (H, W, 3);
     ScratchDetector.from_pretrained(device=None)(image) -> ScratchDetection(mask, image, logits; .prob)
     GlobalRestorer.from_pretrained(mode="quality" | "scratch", hr=False, device=None)(image, mask=None) -> restored
     GlobalRestorer.set_attention_chunk(rows)        # memory knob of the masked attention (None = automatic)
-    GlobalRestorer(..., precision="fp32" | "bf16" | "fp16")  # fp32 = the original; the others are opt-in
+    GlobalRestorer(..., precision=None | "auto" | "exact")  # pipelines.common.precision; None = current mode
 
 What the original does and where each quirk comes from (``Global/detection.py``, ``Global/test.py``):
 
@@ -25,7 +25,6 @@ What the original does and where each quirk comes from (``Global/detection.py``,
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import cv2
@@ -35,6 +34,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from pipelines.common import precision as precisions
 from pipelines.common.device import cached_network, oom_guard, pick_device
 from pipelines.common.errors import InputError
 from pipelines.restoration.config import (
@@ -171,22 +171,6 @@ def paint_holes(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return (image.astype(np.float64) * (1 - m) + m * 255).astype(np.uint8)
 
 
-def precision_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """``fp32`` (the original's numbers) or opt-in autocast: ``bf16`` (CPU or CUDA) / ``fp16`` (CUDA only).
-
-    Measured on the build CPU (AVX-512, fixture weights, reference photo 296x448): bf16 takes 0.66x the CPU time
-    of fp32 for the whole stage, but the PNG differs from the original's by 8 levels on average (max 83), where
-    fp32 is bit-exact; hence opt-in.
-    """
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision == "fp16" and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    raise ValueError(f"precision must be 'fp32', 'bf16' or (on CUDA) 'fp16', not {precision!r} on {device.type}")
-
-
 # --------------------------------------------------------------------------- stage 1a
 
 
@@ -207,15 +191,24 @@ class ScratchDetection:
 class ScratchDetector:
     """Stage 1a. Build once (``from_pretrained``), call many times. The UNet always runs at short side 256."""
 
-    def __init__(self, unet: nn.Module, device: torch.device | None = None, config: Stage1Config = DEFAULT_CONFIG):
+    def __init__(
+        self,
+        unet: nn.Module,
+        device: torch.device | None = None,
+        config: Stage1Config = DEFAULT_CONFIG,
+        precision: str | None = None,
+    ):
         self.unet = unet.eval()
         self.device = device or next(unet.parameters()).device
         self.config = config
+        self.precision = precision and precisions.check_mode(precision)  # None: the current mode
 
     @classmethod
-    def from_pretrained(cls, device: torch.device | None = None, config: Stage1Config = DEFAULT_CONFIG) -> ScratchDetector:
+    def from_pretrained(
+        cls, device: torch.device | None = None, config: Stage1Config = DEFAULT_CONFIG, precision: str | None = None
+    ) -> ScratchDetector:
         device = device or pick_device()
-        return cls(cached_network(DETECTOR_CHECKPOINT, "unet", device), device, config)
+        return cls(cached_network(DETECTOR_CHECKPOINT, "unet", device), device, config, precision)
 
     def network_input(self, image: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
         """(multiple-of-16 RGB image, rescaled grey tensor the UNet sees)."""
@@ -228,8 +221,9 @@ class ScratchDetector:
     @torch.inference_mode()
     def __call__(self, image: np.ndarray) -> ScratchDetection:
         resized, scaled = self.network_input(image)
-        with oom_guard(_MEMORY_HINT):
-            logits = self.unet(scaled.to(self.device)).float().cpu()
+        plan = precisions.plan("bopbtl.scratch_detector", self.device, self.precision)
+        with oom_guard(_MEMORY_HINT), plan.autocast():
+            logits = plan.prepare(self.unet)(plan.input(scaled.to(self.device))).float().cpu()
         mask = threshold_mask(torch.sigmoid(logits), resized.shape[:2], self.config.detect_threshold)
         return ScratchDetection(save_image_uint8(mask, normalize=True)[..., 0].copy(), resized, logits)
 
@@ -254,15 +248,14 @@ class GlobalRestorer:
         hr: bool = False,
         device: torch.device | None = None,
         config: Stage1Config = DEFAULT_CONFIG,
-        precision: str = "fp32",
+        precision: str | None = None,
     ):
         if mode not in ("quality", "scratch"):
             raise ValueError(f"mode must be 'quality' or 'scratch', not {mode!r}")
         self.vae_a, self.mapping, self.vae_b = vae_a.eval(), mapping.eval(), vae_b.eval()
         self.mode, self.hr, self.config = mode, hr, config
         self.device = device or next(vae_a.parameters()).device
-        precision_context(self.device, precision)  # validate early
-        self.precision = precision
+        self.precision = precision and precisions.check_mode(precision)  # None: the current mode
         self._chunk = config.attention_chunk
         self._budget = config.attention_budget_bytes
 
@@ -273,7 +266,7 @@ class GlobalRestorer:
         hr: bool = False,
         device: torch.device | None = None,
         config: Stage1Config = DEFAULT_CONFIG,
-        precision: str = "fp32",
+        precision: str | None = None,
     ) -> GlobalRestorer:
         device = device or pick_device()
         ids: GlobalCheckpoints = QUALITY if mode == "quality" else (SCRATCH_HR if hr else SCRATCH)
@@ -324,15 +317,21 @@ class GlobalRestorer:
     def generate(self, image: np.ndarray, mask: np.ndarray | None = None) -> torch.Tensor:
         """Decoder output (1,3,H,W) in [-1, 1], before the min-max save."""
         _, x, m = self.prepare(image, mask)
-        with oom_guard(_MEMORY_HINT), precision_context(self.device, self.precision):
-            z = self.vae_a.encoder(x.to(self.device))
-            if m is None:
-                z = self.mapping(z)
-            else:
-                if hasattr(self.mapping, "set_attention_chunk"):
-                    self.mapping.set_attention_chunk(self._chunk, self._budget)
-                z = self.mapping(z, m.to(self.device))
-            return self.vae_b.decoder(z).float().cpu()
+        return self.forward(x, m)
+
+    def forward(self, x: torch.Tensor, m: torch.Tensor | None) -> torch.Tensor:
+        """Encoder -> mapping -> decoder on ready tensors, each network in its precision plan."""
+        vae = precisions.plan("bopbtl.vae", self.device, self.precision)
+        mapping_plan = precisions.plan(
+            "bopbtl.mapping_quality" if m is None else "bopbtl.mapping_scratch", self.device, self.precision
+        )
+        if m is not None and hasattr(self.mapping, "set_attention_chunk"):
+            mapping_plan.prepare(self.mapping).set_attention_chunk(self._chunk, self._budget)
+        mapping = mapping_plan.runner(self.mapping)
+        with oom_guard(_MEMORY_HINT):
+            z = vae.runner(self.vae_a.encoder)(x.to(self.device))
+            z = mapping(z) if m is None else mapping(z, m.to(self.device))
+            return vae.runner(self.vae_b.decoder)(z).float().cpu()
 
     def __call__(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """Restored photo, uint8 (H, W, 3), as the original's ``restored_image/`` PNG."""
@@ -349,9 +348,7 @@ class GlobalRestorer:
         tensors = [self.prepare(image, None)[1] for image in images]
         if len({tuple(t.shape) for t in tensors}) != 1:
             raise InputError("restore_many needs photos of the same working size; group them first.")
-        with oom_guard(_MEMORY_HINT), precision_context(self.device, self.precision):
-            x = torch.cat(tensors).to(self.device)
-            y = self.vae_b.decoder(self.mapping(self.vae_a.encoder(x))).float().cpu()
+        y = self.forward(torch.cat(tensors), None)
         return [save_image_uint8((y[i : i + 1] + 1.0) / 2.0, normalize=True) for i in range(len(images))]
 
 

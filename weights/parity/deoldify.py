@@ -137,7 +137,7 @@ def image_colorizer_case(case: Case) -> Outcome:
 
     with Image.open(case.file(inputs[0])) as im:  # the original: PIL open + convert('RGB'), nothing else
         photo = np.asarray(im.convert("RGB")).copy()
-    colorizer = P.Colorizer(_network(case), _config_for(case), torch.device("cpu"), precision="fp32", overflow="wrap")
+    colorizer = P.Colorizer(_network(case), _config_for(case), torch.device("cpu"), precision="exact", overflow="wrap")
     squares: list[np.ndarray] = []
     render = colorizer.render
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from pipelines.common import precision as precisions
 from weights.parity.case import KEYS_TOLERANCE, Case, Comparison, Outcome
 
 Handler = Callable[[Case], Outcome]
@@ -160,7 +161,8 @@ def run_case(path: str | Path) -> Result:
     start = time.perf_counter()
     torch.set_grad_enabled(False)
     try:
-        outcome = registration.fn(case)
+        with precisions.using("exact"):  # parity is against the originals' float32 numbers
+            outcome = registration.fn(case)
     except Exception as exc:  # a crash is a failure of that case, reported with its cause
         tb = traceback.format_exc(limit=-3).strip().splitlines()
         where = tb[-3].strip() if len(tb) >= 3 else ""
