@@ -16,6 +16,7 @@ from demos.common import (
     job_controls,
     length_control,
     named_like_cli,
+    precision_control,
     progress_reporter,
     require,
     run_job,
@@ -50,6 +51,7 @@ def run_animate(
     face_number: float | None,
     side_by_side: bool,
     first_seconds: float | None = None,
+    precision: str = "auto",
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[str, str | None, str]:
     """``/animate``: (animation MP4, side-by-side MP4 or None, a note of what was done).
@@ -66,6 +68,7 @@ def run_animate(
         side_by_side=bool(side_by_side),
         first_seconds=float(first_seconds or 0) or None,
         progress=progress_reporter(progress),
+        precision=precision or None,
     )
     parts = [f"**Done in {result.seconds:.1f} s**: {result.n_frames} frames at {result.fps:g} fps, model {result.model}, mode {result.mode}."]
     if result.face_index is not None:
@@ -90,6 +93,7 @@ def build() -> None:
                 photo = gr.Image(label="Photo", type="filepath", sources=["upload", "clipboard"], height=250)
                 driving = gr.Video(label="Driving video (upload or record)", sources=["upload", "webcam"], height=250)
             controls = job_controls("Animate")
+            precision = precision_control()
             with gr.Row():
                 face_number = gr.Number(label="Face number", value=1, precision=0, minimum=1, scale=1, min_width=110)
                 first_seconds = length_control("driving video")
@@ -108,12 +112,12 @@ def build() -> None:
         ex_photo, ex_clip = example_inputs(outputs_root() / "examples-animate")
         gr.Examples(
             examples=[[str(ex_photo), str(ex_clip), "vox", "relative", False, 1, True, default_first_seconds()]],
-            inputs=[photo, driving, model, mode, best, face_number, sbs, first_seconds],
+            inputs=[photo, driving, model, mode, best, face_number, sbs, first_seconds, precision],
             label="Example (made offline: scikit-image's astronaut photo, driven by a synthetic moving-face clip with a tone)",
         )
     except (OSError, RuntimeError, NostalgiaError) as exc:  # examples are a convenience, never a reason the tab fails
         gr.Markdown(f"<small>Examples unavailable: {exc}</small>")
-    run_job(controls, run_animate, [photo, driving, model, mode, best, face_number, sbs, first_seconds],
+    run_job(controls, run_animate, [photo, driving, model, mode, best, face_number, sbs, first_seconds, precision],
             [video, side, controls.status], "animate")  # fmt: skip
 
 

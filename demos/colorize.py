@@ -18,6 +18,7 @@ from demos.common import (
     job_controls,
     length_control,
     named_like_cli,
+    precision_control,
     progress_reporter,
     require,
     run_job,
@@ -82,13 +83,14 @@ def run_colorize(
     model: str,
     render_factor: float,
     post_process: bool,
+    precision: str = "auto",
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[tuple[np.ndarray, np.ndarray], str, str]:
     """``/colorize``: (before, after) for the slider, the full-resolution PNG, and a note."""
     require(photo, "a photo")
     report = progress_reporter(progress)
     report(0.05, "loading the model")
-    colorizer = Colorizer.from_pretrained(model)
+    colorizer = Colorizer.from_pretrained(model, precision=precision or None)
     before = load_image(photo)
     report(0.3, "colorizing")
     start = time.perf_counter()
@@ -111,13 +113,14 @@ def run_sweep(
     model: str,
     factors: list[int] | None,
     post_process: bool,
+    precision: str = "auto",
     progress: gr.Progress = gr.Progress(),
 ) -> list[tuple[np.ndarray, str]]:
     """``/colorize_sweep``: the photo at each chosen render factor, captioned."""
     require(photo, "a photo")
     if not factors:
         raise InputError("Tick at least one render factor to sweep.")
-    results = Colorizer.from_pretrained(model).sweep(
+    results = Colorizer.from_pretrained(model, precision=precision or None).sweep(
         photo, sorted(int(f) for f in factors), bool(post_process), progress_reporter(progress)
     )
     return [(r.image, f"render factor {r.render_factor}") for r in results]
@@ -132,6 +135,7 @@ def run_video(
     post_process: bool,
     smoothing: float,
     first_seconds: float | None = None,
+    precision: str = "auto",
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[str, str]:
     """``/colorize_video``: the colorized MP4 (source fps and audio) and a note. ``first_seconds``:
@@ -139,7 +143,7 @@ def run_video(
     require(video, "a video")
     probe_video(video)  # every limit checked before the model loads or a frame is decoded
     report = progress_reporter(progress)
-    colorizer = Colorizer.from_pretrained(model)
+    colorizer = Colorizer.from_pretrained(model, precision=precision or None)
     rf = _render_factor(render_factor, DEFAULT_RENDER_FACTOR_VIDEO)
     start = time.perf_counter()
     first = float(first_seconds or 0) or None
@@ -181,6 +185,7 @@ def build() -> None:
                         height=300,
                     )  # fmt: skip
                     controls = job_controls("Colorize")
+                    precision = precision_control()
                     model = _model_radio("artistic")
                     with gr.Accordion("Options and render-factor sweep", open=False):
                         render_factor = gr.Slider(
@@ -198,18 +203,19 @@ def build() -> None:
             gallery = gr.Gallery(label="Render-factor sweep", format="png", columns=4, height="auto")
             gr.Examples(
                 examples=[[str(p), "artistic", DEFAULT_RENDER_FACTOR_IMAGE, True] for p in example_photos()],
-                inputs=[photo, model, render_factor, post_process],
+                inputs=[photo, model, render_factor, post_process, precision],
                 label="Examples (gray photos shipped with scikit-image)",
             )
-            run_job(controls, run_colorize, [photo, model, render_factor, post_process],
+            run_job(controls, run_colorize, [photo, model, render_factor, post_process, precision],
                     [slider, download, controls.status], "colorize")  # fmt: skip
-            run_job(controls, run_sweep, [photo, model, sweep_factors, post_process], [gallery], "colorize_sweep",
+            run_job(controls, run_sweep, [photo, model, sweep_factors, post_process, precision], [gallery], "colorize_sweep",
                     button=sweep_button)  # fmt: skip
         with gr.Tab("Video"):
             with gr.Row():
                 with gr.Column():
                     video = gr.Video(label="Black-and-white video", sources=["upload"], height=300)
                     video_controls = job_controls("Colorize video")
+                    video_precision = precision_control()
                     with gr.Row():
                         first_seconds = length_control("video")
                     video_model = _model_radio("video")
@@ -228,8 +234,8 @@ def build() -> None:
                     video_out = gr.Video(label="Colorized (source fps and audio kept)", height=360)
             gr.Examples(
                 examples=[[str(example_video()), "video", DEFAULT_RENDER_FACTOR_VIDEO, True, 0.5, default_first_seconds()]],
-                inputs=[video, video_model, video_rf, video_post, smoothing, first_seconds],
+                inputs=[video, video_model, video_rf, video_post, smoothing, first_seconds, video_precision],
                 label="Example (generated offline: a pan across a scikit-image photo, with a tone as audio)",
             )
-            run_job(video_controls, run_video, [video, video_model, video_rf, video_post, smoothing, first_seconds],
+            run_job(video_controls, run_video, [video, video_model, video_rf, video_post, smoothing, first_seconds, video_precision],
                     [video_out, video_controls.status], "colorize_video")  # fmt: skip

@@ -442,3 +442,19 @@ def face_picker(photo: gr.Image, number: gr.Number, max_side: int) -> FacePicker
     gallery.select(from_gallery, outputs=number, api_name=False, queue=False)
     overview.select(from_overview, inputs=boxes, outputs=number, api_name=False, queue=False)
     return FacePicker(gallery, overview, boxes)
+
+
+def precision_control() -> gr.Radio:
+    """The tab's "Advanced" accordion: the numeric precision of the networks
+    (:mod:`pipelines.common.precision`); its value is passed to the pipeline as ``precision``."""
+    from pipelines.common import precision
+    from pipelines.common.device import pick_device
+
+    with gr.Accordion("Advanced", open=False):
+        return gr.Radio(
+            [("auto (faster)", "auto"), ("exact (float32, the original's numbers)", "exact")],
+            value="auto",
+            label="Precision",
+            info=f"On this machine {precision.describe(pick_device(), 'auto')}. Results differ slightly "
+            "from exact (bounds in the README).",
+        )

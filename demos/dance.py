@@ -14,7 +14,16 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from demos.common import gpu_event, job, job_controls, owner_of, progress_reporter, require, run_job
+from demos.common import (
+    gpu_event,
+    job,
+    job_controls,
+    owner_of,
+    precision_control,
+    progress_reporter,
+    require,
+    run_job,
+)
 from pipelines.common.device import gpu, pick_device
 from pipelines.common.errors import InputError
 from pipelines.common.media import load_image
@@ -121,6 +130,7 @@ def run_transfer(
     side_by_side: bool,
     normalize: bool,
     request: gr.Request,
+    precision: str = "auto",
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[str, str, str]:
     """``/dance_transfer``: the target performing the source's motion (MP4 with the source's audio)."""
@@ -129,7 +139,7 @@ def run_transfer(
         raise InputError("Upload the dancing source video, or tick 'use the sample motion'.")
     result = pipeline.transfer(
         target_id, None if use_sample_motion else video, sample_motion=bool(use_sample_motion),
-        side_by_side=bool(side_by_side), normalize=bool(normalize), progress=progress_reporter(progress),
+        side_by_side=bool(side_by_side), normalize=bool(normalize), progress=progress_reporter(progress), precision=precision or None,
         owner=owner_of(request),
     )  # fmt: skip
     note = f"{result.n_frames} frames at {result.fps:g} fps" + "".join(f"\n- {n}" for n in result.notes)
@@ -213,6 +223,7 @@ def build() -> None:
                 source_video = gr.Video(label="Dancing source video", sources=["upload"], height=220)
                 use_motion = gr.Checkbox(value=False, label="Use the sample motion instead")
                 transfer_controls = job_controls("Make the target dance")
+                precision = precision_control()
                 with gr.Accordion("Options", open=False):
                     side = gr.Checkbox(value=True, label="Side by side: source | stick figure | result")
                     normalize = gr.Checkbox(value=True, label="Normalise the source's poses to the target (position, size)")
@@ -239,5 +250,5 @@ def build() -> None:
 
     if Context.root_block is not None:  # the visitor's own targets, as soon as the page opens
         Context.root_block.load(_refresh_targets, inputs=[target], outputs=[target, timer], api_name=False, queue=False)
-    run_job(transfer_controls, run_transfer, [target, source_video, use_motion, side, normalize],
+    run_job(transfer_controls, run_transfer, [target, source_video, use_motion, side, normalize, precision],
             [result_video, download, transfer_controls.status], "dance_transfer")  # fmt: skip

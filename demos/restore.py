@@ -11,7 +11,14 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from demos.common import job, job_controls, progress_reporter, require, run_job
+from demos.common import (
+    job,
+    job_controls,
+    precision_control,
+    progress_reporter,
+    require,
+    run_job,
+)
 from pipelines.common.device import gpu
 from pipelines.common.media import outputs_root
 from pipelines.restoration import examples
@@ -53,6 +60,7 @@ def run_restore(
     with_scratch: bool,
     hr: bool,
     enhance_faces: bool,
+    precision: str = "auto",
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[tuple[np.ndarray, np.ndarray], list[tuple[np.ndarray, str]], str]:
     """``/restore``: (before, after) for the slider, the intermediates, and a note of what was done."""
@@ -63,6 +71,7 @@ def run_restore(
         hr=bool(hr),
         enhance_faces=bool(enhance_faces),
         progress=progress_reporter(progress),
+        precision=precision or None,
     )
     seconds = result.timings.get("total", 0.0)
     note = f"**Done in {seconds:.1f} s.** {result.notes}"
@@ -80,6 +89,7 @@ def build() -> None:
         with gr.Column():
             photo = gr.Image(label="Old photo", type="filepath", sources=["upload", "clipboard"], height=330)
             controls = job_controls("Restore")
+            precision = precision_control()
             with gr.Row():
                 with_scratch = gr.Checkbox(label="has scratches", value=False)
                 hr = gr.Checkbox(label="high resolution", value=False)
@@ -91,7 +101,7 @@ def build() -> None:
         examples=[
             [str(p), scratched, False, True] for p, scratched in zip(example_photos(), (False, True, True), strict=True)
         ],
-        inputs=[photo, with_scratch, hr, enhance_faces],
+        inputs=[photo, with_scratch, hr, enhance_faces, precision],
         label="Examples (generated offline from scikit-image photos, aged and scratched procedurally)",
     )
-    run_job(controls, run_restore, [photo, with_scratch, hr, enhance_faces], [slider, gallery, controls.status], "restore")
+    run_job(controls, run_restore, [photo, with_scratch, hr, enhance_faces, precision], [slider, gallery, controls.status], "restore")
