@@ -146,7 +146,7 @@ def inference_case(case: Case) -> Outcome:
     """Run :func:`pipelines.dance.transfer.generate_sequence` over the case's labels and boxes."""
     from PIL import Image
 
-    from pipelines.dance.transfer import generate_sequence, label_to_tensor, tensor_to_uint8
+    from pipelines.dance.transfer import label_to_tensor
 
     outcome = Outcome()
     config = case.config
@@ -174,26 +174,14 @@ def inference_case(case: Case) -> Outcome:
             face_rel = rel.replace("_label/", "_facetexts128/").rsplit(".", 1)[0] + ".txt"
             boxes.append(_read_face_box(data_root / face_rel))
 
-    torch.manual_seed(0)
-    got: dict[str, torch.Tensor] = {}
-    with torch.no_grad():
-        for t, step in enumerate(generate_sequence(netG, faceG, labels, boxes)):
-            y = step.frame
-            miny, maxy, minx, maxx = boxes[t]
-            got[f"output.{t}.face_crop"] = y[:, :, miny:maxy, minx:maxx]
-            got[f"output.{t}.initial_face_crop"] = step.initial_face
-            got[f"output.{t}.face_residual"] = step.face_residual
-            got[f"output.{t}.frame_avgpool8"] = torch.nn.functional.avg_pool2d(y, 8)
-            image = tensor_to_uint8(y)
-            for name in case.io:
-                m = re.fullmatch(rf"output\.{t}\.(frame|tensor2im)_crop_rows(\d+)_(\d+)_cols(\d+)_(\d+)", name)
-                if not m:
-                    continue
-                r0, r1, c0, c1 = map(int, m.group(2, 3, 4, 5))
-                if m.group(1) == "frame":
-                    got[name] = y[:, :, r0:r1, c0:c1]
-                else:
-                    got[name] = torch.from_numpy(image[r0:r1, c0:c1].astype(np.float32))
+    crop_names = [name for name in case.io if _CROP.fullmatch(name)]
+    got = _sequence_outputs(netG, faceG, labels, boxes, crop_names, torch.float32)
+    # Frames after the first are fed their predecessor, and with fixture weights that loop
+    # amplifies float32 rounding about tenfold per frame: which CPU kernels ran (oneDNN picks
+    # them per processor) moves frame 2 by ~2e-3 while frame 0 agrees to 2e-5. So a fed-back
+    # output may also differ by twice our own float32-vs-float64 spread on that output (the
+    # original's float32 run has the same rounding noise); frame 0 keeps the case's tolerance.
+    exact = _sequence_outputs(netG, faceG, labels, boxes, crop_names, torch.float64)
     tolerance = case.meta.get("tensor2im") or {}
     for name, exp in case.io.items():
         if not name.startswith("output."):
@@ -204,7 +192,49 @@ def inference_case(case: Case) -> Outcome:
                                float(tolerance.get("max_abs_diff", 0)), tolerance.get("mean_abs_diff"))
             )  # fmt: skip
         elif name in got:
-            outcome.add(compare_tensors(name, got[name], exp, case.atol, case.rtol))
+            frame = int(name.split(".")[1])
+            spread = float((got[name].double() - exact[name]).abs().max()) if frame > 0 else 0.0
+            outcome.add(compare_tensors(name, got[name], exp, case.atol + 2 * spread, case.rtol))
         else:
             outcome.add(compare_tensors(name, torch.full((1,), float("nan")), exp.reshape(-1)[:1], case.atol, case.rtol))
     return outcome
+
+
+_CROP = re.compile(r"output\.(\d+)\.(frame|tensor2im)_crop_rows(\d+)_(\d+)_cols(\d+)_(\d+)")
+
+
+def _sequence_outputs(
+    netG: torch.nn.Module,  # noqa: N803 - original names
+    faceG: torch.nn.Module,  # noqa: N803
+    labels: list[torch.Tensor],
+    boxes: list,
+    crop_names: list[str],
+    dtype: torch.dtype,
+) -> dict[str, torch.Tensor]:
+    """The case's outputs of the test-time loop, computed in ``dtype`` (the nets are copied)."""
+    import copy
+
+    from pipelines.dance.transfer import generate_sequence, tensor_to_uint8
+
+    netG, faceG = copy.deepcopy(netG).to(dtype), copy.deepcopy(faceG).to(dtype)
+    got: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        steps = generate_sequence(netG, faceG, [label.to(dtype) for label in labels], boxes)
+        for t, step in enumerate(steps):
+            y = step.frame
+            miny, maxy, minx, maxx = boxes[t]
+            got[f"output.{t}.face_crop"] = y[:, :, miny:maxy, minx:maxx]
+            got[f"output.{t}.initial_face_crop"] = step.initial_face
+            got[f"output.{t}.face_residual"] = step.face_residual
+            got[f"output.{t}.frame_avgpool8"] = torch.nn.functional.avg_pool2d(y, 8)
+            image = tensor_to_uint8(y.float())
+            for name in crop_names:
+                m = _CROP.fullmatch(name)
+                if m is None or int(m.group(1)) != t:
+                    continue
+                r0, r1, c0, c1 = map(int, m.group(3, 4, 5, 6))
+                if m.group(2) == "frame":
+                    got[name] = y[:, :, r0:r1, c0:c1]
+                else:
+                    got[name] = torch.from_numpy(image[r0:r1, c0:c1].astype(np.float32))
+    return got
