@@ -66,7 +66,7 @@ def _tiny_pipeline(batch_size: int = 3) -> TPSMMPipeline:
     nets = _tiny_networks()
     for net, sd in zip(nets, _tiny_weights(), strict=True):
         net.load_state_dict(sd)
-    return TPSMMPipeline(cfg, *nets, device=torch.device("cpu"), batch_size=batch_size)  # type: ignore[arg-type]
+    return TPSMMPipeline(cfg, *nets, device=torch.device("cpu"), batch_size=batch_size, precision="exact")  # type: ignore[arg-type]
 
 
 def _frames(n: int, size: int = 64, seed: int = 0) -> list[np.ndarray]:

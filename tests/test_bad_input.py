@@ -368,9 +368,9 @@ def raw_call(base_url: str, api_name: str, body: str) -> tuple[str, str]:
 
 NON_FINITE = {
     # name -> (api_name, JSON of the arguments after the photo, regex of the message)
-    "NaN render factor": ("colorize", '"artistic", NaN, true', r"Render factor: expected a finite number"),
-    "infinite render factor": ("colorize", '"artistic", Infinity, true', r"Render factor: expected a finite number"),
-    "NaN face number": ("animate", 'VIDEO, "vox", "relative", false, NaN, false', r"Face number: expected a finite number"),
+    "NaN render factor": ("colorize", '"artistic", NaN, true, "auto"', r"Render factor: expected a finite number"),
+    "infinite render factor": ("colorize", '"artistic", Infinity, true, "auto"', r"Render factor: expected a finite number"),
+    "NaN face number": ("animate", 'VIDEO, "vox", "relative", false, NaN, false, 2, "auto"', r"Face number: expected a finite number"),
 }
 
 
