@@ -165,10 +165,11 @@ def test_sweep_returns_one_result_per_factor(colorizer: P.Colorizer) -> None:
 
 
 def test_out_of_memory_is_an_error_not_the_gray_photo(colorizer: P.Colorizer, monkeypatch: pytest.MonkeyPatch) -> None:
-    def boom(*_a: object, **_k: object) -> torch.Tensor:
-        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    class Boom(torch.nn.Module):  # a module, so the precision plan can wrap it as it does the real one
+        def forward(self, *_a: object, **_k: object) -> torch.Tensor:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(colorizer, "network", boom)
+    monkeypatch.setattr(colorizer, "network", Boom())
     with pytest.raises(OutOfMemoryError, match="Lower the render factor"):
         colorizer(_photo(16, 16), render_factor=40)
 

@@ -325,7 +325,9 @@ def probe_video(path: str | os.PathLike, *, max_seconds: float | None = None) ->
     if n_frames <= 0:
         raise InputError(f"{label}: the video has no frames.")
     fps = header.fps
-    if header.duration > 0:
+    # The container's duration is the video's only without an audio track (a longer soundtrack
+    # would make a 10 fps clip look like 1.7 fps): otherwise the declared rate stands.
+    if header.duration > 0 and (fps <= 0 or not header.has_audio):
         measured = n_frames / header.duration
         if fps <= 0 or abs(measured - fps) > 0.05 * fps + 1.0:
             fps = measured
