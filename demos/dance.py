@@ -193,7 +193,7 @@ def build() -> None:
     with gr.Tab("1. Target"):
         with gr.Row():
             with gr.Column():
-                target_video = gr.Video(label="Video of the target person (whole body, plain background)", sources=["upload"], height=220)
+                target_video = gr.Video(label="Video of the target person (whole body, plain background)", sources=["upload"], height=150)
                 with gr.Row(equal_height=True):
                     use_sample = gr.Checkbox(value=False, label="Use the sample dancer instead (procedural, offline)")
                     name = gr.Textbox(label="Name", placeholder="e.g. grandpa")
@@ -220,7 +220,7 @@ def build() -> None:
     with gr.Tab("2. Motion"):
         with gr.Row():
             with gr.Column():
-                source_video = gr.Video(label="Dancing source video", sources=["upload"], height=220)
+                source_video = gr.Video(label="Dancing source video", sources=["upload"], height=150)
                 use_motion = gr.Checkbox(value=False, label="Use the sample motion instead")
                 transfer_controls = job_controls("Make the target dance")
                 precision = precision_control()

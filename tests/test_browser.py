@@ -315,6 +315,9 @@ def test_stop_ends_a_running_animate_job_within_seconds(tab_page, animate_inputs
     from demos import common
 
     page = tab_page
+    # a fresh page: an earlier test may have left its example in the Animate inputs (no file field then)
+    page.reload(wait_until="domcontentloaded", timeout=120_000)
+    page.get_by_role("tab").first.wait_for(timeout=120_000)
     _open_tab(page, "Animate")
     photo, clip = animate_inputs
     _block(page, re.compile(r"^\s*Photo\s*$")).locator("input[type=file]").set_input_files(str(photo))
