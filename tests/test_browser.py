@@ -278,8 +278,16 @@ def animate_inputs(tmp_path: Path) -> tuple[Path, Path]:
     return example_inputs(tmp_path / "examples")
 
 
+def _fresh(page):
+    """The page reloaded: an earlier test may have left its example in the inputs, and a filled
+    upload box has no file field to set."""
+    page.reload(wait_until="domcontentloaded", timeout=120_000)
+    page.get_by_role("tab").first.wait_for(timeout=120_000)
+    return page
+
+
 def test_face_thumbnails_are_whole_numbered_and_chosen_by_a_click(tab_page, animate_inputs) -> None:
-    page = tab_page
+    page = _fresh(tab_page)
     _open_tab(page, "Animate")
     photo, _ = animate_inputs
     _block(page, re.compile(r"^\s*Photo\s*$")).locator("input[type=file]").set_input_files(str(photo))
@@ -314,10 +322,7 @@ def test_stop_ends_a_running_animate_job_within_seconds(tab_page, animate_inputs
 
     from demos import common
 
-    page = tab_page
-    # a fresh page: an earlier test may have left its example in the Animate inputs (no file field then)
-    page.reload(wait_until="domcontentloaded", timeout=120_000)
-    page.get_by_role("tab").first.wait_for(timeout=120_000)
+    page = _fresh(tab_page)
     _open_tab(page, "Animate")
     photo, clip = animate_inputs
     _block(page, re.compile(r"^\s*Photo\s*$")).locator("input[type=file]").set_input_files(str(photo))
