@@ -200,7 +200,7 @@ class _Entry:
     term_sent: float = 0.0
 
 
-def _pid_alive(pid: int | None) -> bool:
+def pid_alive(pid: int | None) -> bool:
     """Alive and not a zombie (a finished child not yet reaped is not running)."""
     if not pid:
         return False
@@ -366,7 +366,7 @@ class ProcessSlots:
             if entry.proc is not None:
                 if entry.proc.poll() is not None:  # poll() reaps the child: no zombie left
                     ended.append(key)
-            elif not _pid_alive(entry.pid):
+            elif not pid_alive(entry.pid):
                 ended.append(key)
         for key in ended:
             del self._running[key]
@@ -419,7 +419,7 @@ class ProcessSlots:
         if self.state_file is None:
             return
         for key, item in _read_json(self.state_file).items():
-            if _pid_alive(item.get("pid")):
+            if pid_alive(item.get("pid")):
                 self._running[key] = _Entry(key, str(item.get("owner", "")), float(item.get("wall_s", 0) or 0) or 1e9,
                                             pid=int(item["pid"]), started=float(item.get("started", time.time())))  # fmt: skip
         self._save()

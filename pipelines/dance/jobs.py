@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.common.errors import InputError
+from pipelines.common.jobs import pid_alive
 from pipelines.dance import distributed
 from pipelines.dance.config import TrainConfig, check_resumable
 from pipelines.dance.files import read_json, write_json
@@ -189,21 +190,6 @@ def launch(target_dir: Path, config: TrainConfig, *, resume: bool = True, backgr
 def request_stop(target_dir: Path) -> None:
     """Ask a running job to checkpoint and stop at its next step."""
     (Path(target_dir) / "job" / "stop").touch()
-
-
-def pid_alive(pid: int | None) -> bool:
-    """A process with this id exists and is not a zombie (a finished child not reaped yet)."""
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, PermissionError, ValueError):
-        return False
-    try:
-        stat = Path(f"/proc/{int(pid)}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def read_status(target_dir: Path) -> dict[str, Any]:
