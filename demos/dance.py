@@ -18,6 +18,7 @@ from demos.common import (
     gpu_event,
     job,
     job_controls,
+    length_control,
     owner_of,
     precision_control,
     progress_reporter,
@@ -130,17 +131,19 @@ def run_transfer(
     side_by_side: bool,
     normalize: bool,
     request: gr.Request,
+    first_seconds: float | None = None,
     precision: str = "auto",
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[str, str, str]:
-    """``/dance_transfer``: the target performing the source's motion (MP4 with the source's audio)."""
+    """``/dance_transfer``: the target performing the source's motion (MP4 with the source's audio).
+    ``first_seconds``: use only the start of the source (0 or None: the whole clip)."""
     require(target_id, "a trained target (step 1)")
     if not use_sample_motion and not video:
         raise InputError("Upload the dancing source video, or tick 'use the sample motion'.")
     result = pipeline.transfer(
         target_id, None if use_sample_motion else video, sample_motion=bool(use_sample_motion),
         side_by_side=bool(side_by_side), normalize=bool(normalize), progress=progress_reporter(progress), precision=precision or None,
-        owner=owner_of(request),
+        owner=owner_of(request), first_seconds=float(first_seconds or 0) or None,
     )  # fmt: skip
     note = f"{result.n_frames} frames at {result.fps:g} fps" + "".join(f"\n- {n}" for n in result.notes)
     return str(result.path), str(result.path), note
@@ -224,6 +227,8 @@ def build() -> None:
                 use_motion = gr.Checkbox(value=False, label="Use the sample motion instead")
                 transfer_controls = job_controls("Make the target dance")
                 precision = precision_control()
+                with gr.Row():
+                    first_seconds = length_control("source video")
                 with gr.Accordion("Options", open=False):
                     side = gr.Checkbox(value=True, label="Side by side: source | stick figure | result")
                     normalize = gr.Checkbox(value=True, label="Normalise the source's poses to the target (position, size)")
@@ -250,5 +255,5 @@ def build() -> None:
 
     if Context.root_block is not None:  # the visitor's own targets, as soon as the page opens
         Context.root_block.load(_refresh_targets, inputs=[target], outputs=[target, timer], api_name=False, queue=False)
-    run_job(transfer_controls, run_transfer, [target, source_video, use_motion, side, normalize, precision],
+    run_job(transfer_controls, run_transfer, [target, source_video, use_motion, side, normalize, first_seconds, precision],
             [result_video, download, transfer_controls.status], "dance_transfer")  # fmt: skip

@@ -112,7 +112,8 @@ def _colorize(src: Path, out: Path, args: argparse.Namespace, progress: Progress
     target = _colorize_outputs(src, out, args)[0]
     model, factor, post_process = colorize_settings(src, args)
     if _is_video(src):
-        colorize_video(src, model, factor, post_process, output=target, progress=progress)
+        colorize_video(src, model, factor, post_process, output=target, first_seconds=args.first_seconds or None,
+                       progress=progress)  # fmt: skip
         return [target]
     progress(0.1, "colorizing")
     image = colorize(src, model, factor, post_process)
@@ -136,7 +137,7 @@ def _animate(src: Path, out: Path, args: argparse.Namespace, progress: ProgressF
     from pipelines.animation.pipeline import animate
 
     result = animate(src, _driving(args), args.model, args.mode, args.best_frame, face_index=args.face - 1,
-                     side_by_side=args.side_by_side, progress=progress)  # fmt: skip
+                     side_by_side=args.side_by_side, first_seconds=args.first_seconds or None, progress=progress)  # fmt: skip
     planned = _animate_outputs(src, out, args)
     written = [Path(shutil.copyfile(result.video, planned[0]))]
     if result.side_by_side is not None and args.side_by_side:
@@ -151,9 +152,8 @@ def _dance_outputs(src: Path, out: Path, args: argparse.Namespace) -> list[Path]
 def _dance(src: Path, out: Path, args: argparse.Namespace, progress: ProgressFn) -> list[Path]:
     from pipelines.dance.pipeline import transfer
 
-    result = transfer(
-        args.target, src, side_by_side=args.side_by_side, normalize=not args.no_normalize, progress=progress
-    )
+    result = transfer(args.target, src, side_by_side=args.side_by_side, normalize=not args.no_normalize,
+                      first_seconds=args.first_seconds or None, progress=progress)  # fmt: skip
     return [Path(shutil.copyfile(result.path, _dance_outputs(src, out, args)[0]))]
 
 
@@ -320,6 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--best-frame", action="store_true", help="start from the best-matching driving frame")
         if task.name in ("animate", "dance"):
             p.add_argument("--side-by-side", action="store_true", help="also write a (driving | result) video")
+        if task.name in ("animate", "colorize", "dance"):
+            what = {"animate": "driving video", "colorize": "video (photos are unaffected)", "dance": "source video"}
+            p.add_argument("--first-seconds", type=float, default=0, metavar="N",
+                           help=f"use only the first N seconds of the {what[task.name]} (default 0: the whole clip)")  # fmt: skip
         if task.name == "dance":
             p.add_argument("--target", required=True, help="id of a trained target (see the Dance tab)")
             p.add_argument("--no-normalize", action="store_true", help="do not normalise the source poses")

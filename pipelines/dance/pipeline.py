@@ -389,14 +389,16 @@ def transfer(
     owner: str | None = None,
     hands: bool | None = None,
     precision: str | None = None,
+    first_seconds: float | None = None,
 ) -> TransferResult:
     """Make the target perform the source video's motion (or the sample motion); see
     :class:`~pipelines.dance.transfer.DanceTransferPipeline`. ``precision``: ``auto``/``exact``
-    for the pose network and the generators (:mod:`pipelines.common.precision`)."""
+    for the pose network and the generators (:mod:`pipelines.common.precision`);
+    ``first_seconds``: only the start of the source (None or 0: the whole clip)."""
     path = _target_dir(target_id, owner)
     common_jobs.touch(path)
     with precisions.using(precision):
         pipe = DanceTransferPipeline.from_dir(path)
         motion = sample_motion_arrays() if sample_motion else None
         return pipe(source_video, motion=motion, side_by_side=side_by_side, normalize=normalize, progress=progress,
-                    find_hands=hands)  # fmt: skip
+                    find_hands=hands, first_seconds=first_seconds)  # fmt: skip

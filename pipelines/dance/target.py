@@ -19,6 +19,7 @@ before hands were detected have no ``label_parts``: their labels drew body and f
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
@@ -249,14 +250,17 @@ def prepare_target_from_video(
 
 
 def detect_video_poses(video: str | os.PathLike, progress: Callable[[float, str], None] | None = None,
-                       chunk_size: int = 16, hands: Any = None) -> tuple[list[Any], Any]:  # fmt: skip
+                       chunk_size: int = 16, hands: Any = None, first_seconds: float | None = None,
+                       ) -> tuple[list[Any], Any]:  # fmt: skip
     """One pose per frame of a video (Part A's estimator, ``chunk_size`` decoded frames in memory
     at a time; hands too with a ``hands`` estimator), fitted onto EDN's 1080p canvas; and the
-    video's info (limits checked)."""
-    from pipelines.common.media import iter_frames, probe_video
+    video's info (limits checked). ``first_seconds``: only the start of the video (decoding stops
+    there; None or 0: the whole clip); the info still describes the whole video."""
+    from pipelines.common.media import frames_in_first, iter_frames, probe_video
     from pipelines.dance.render import fit_pose_to_canvas
 
     info = probe_video(video)
+    used = min(info.n_frames, frames_in_first(first_seconds, info.fps) or info.n_frames)
     shape = (info.height, info.width, 3)
     poses: list[Any] = []
     chunk: list[np.ndarray] = []
@@ -266,9 +270,9 @@ def detect_video_poses(video: str | os.PathLike, progress: Callable[[float, str]
         poses.extend(p if p.is_empty else fit_pose_to_canvas(p, shape) for p in found)
         chunk.clear()
         if progress:
-            progress(min(1.0, len(poses) / max(1, info.n_frames)), f"finding poses {len(poses)}/{info.n_frames}")
+            progress(min(1.0, len(poses) / max(1, used)), f"finding poses {len(poses)}/{used}")
 
-    for frame in iter_frames(video):
+    for frame in itertools.islice(iter_frames(video), used):
         chunk.append(frame)
         if len(chunk) == chunk_size:
             flush()

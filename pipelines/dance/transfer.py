@@ -13,6 +13,7 @@ the residual. Frames leave as ``tensor2im``: ``clip((y + 1) / 2 * 255, 0, 255)``
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -276,22 +277,29 @@ class DanceTransferPipeline:
         normalize: bool = True,
         progress: ProgressFn | None = None,
         find_hands: bool | None = None,
+        first_seconds: float | None = None,
     ) -> TransferResult:
         """Source video (or ready ``motion``: frames, canvas poses, fps) -> MP4 of the target dancing,
         the source's length and fps, with its audio; ``side_by_side``: source | stick figure | result.
         ``find_hands``: search the source's hands when the target's labels have them (None: when
-        a GPU runs the hand network; see :func:`pipelines.dance.target.hand_estimator`)."""
+        a GPU runs the hand network; see :func:`pipelines.dance.target.hand_estimator`).
+        ``first_seconds``: only the start of the source (None or 0: the whole clip), as Animate
+        and Colorize video do; poses are searched in those frames only, the sound is cut to match."""
         from pipelines.common.errors import InputError
-        from pipelines.common.media import iter_frames, new_output_path, write_video
+        from pipelines.common.media import frames_in_first, iter_frames, new_output_path, write_video
 
         report = progress or (lambda f, m: None)
         notes: list[str] = []
         audio = None
         if motion is not None:
-            poses, fps = list(motion[1]), float(motion[2])
+            fps = float(motion[2])
+            used = frames_in_first(first_seconds, fps)
+            poses = list(motion[1])[:used]
+            if len(poses) < len(motion[1]):
+                notes.append(f"Used the first {len(poses) / fps:.1f} s of the motion ({len(poses)} of {len(motion[1])} frames).")
 
             def source_frames() -> Iterator[np.ndarray]:
-                return iter(motion[0])
+                return itertools.islice(motion[0], used)
         elif source_video is not None:
             report(0.02, "finding the dancer's poses")
             hands = None
@@ -299,11 +307,16 @@ class DanceTransferPipeline:
                 hands, why = hand_estimator(find_hands)
                 if hands is None:
                     notes.append(f"{why} This target's labels were drawn with hands, so its generated hands will be poorer.")
-            poses, info = detect_video_poses(source_video, lambda f, m: report(0.02 + 0.2 * f, m), hands=hands)
+            poses, info = detect_video_poses(source_video, lambda f, m: report(0.02 + 0.2 * f, m), hands=hands,
+                                             first_seconds=first_seconds)  # fmt: skip
             fps, audio = info.fps, source_video
+            used = len(poses)
+            if used < info.n_frames:
+                notes.append(f"Used the first {used / fps:.1f} s of the {info.duration:.1f} s source video "
+                             f"({used} of {info.n_frames} frames).")  # fmt: skip
 
             def source_frames() -> Iterator[np.ndarray]:
-                return iter_frames(source_video)
+                return itertools.islice(iter_frames(source_video), used)
         else:
             raise InputError("Upload the dancing source video (or use the sample motion).")
         if all(p is None or p.is_empty for p in poses):
