@@ -13,7 +13,17 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from demos.common import cli_name, face_picker, job, job_controls, named_like_cli, progress_reporter, require, run_job
+from demos.common import (
+    cli_name,
+    face_picker,
+    job,
+    job_controls,
+    named_like_cli,
+    precision_control,
+    progress_reporter,
+    require,
+    run_job,
+)
 from pipelines.colorization.config import RENDER_FACTOR_MAX, RENDER_FACTOR_MIN
 from pipelines.common.device import gpu
 from pipelines.common.errors import NostalgiaError
@@ -30,9 +40,10 @@ DEFAULTS = NostalgiaOptions()
 #: The ``/nostalgia`` settings after the photo, in API order: NostalgiaOptions fields
 #: (``face_number`` is ``face_index`` + 1, as the user counts).
 ONE_CLICK_FIELDS = ("restore", "scratches", "colorize", "animate", "preset", "driving", "face_number", "all_faces",
-                    "hr", "enhance_faces", "colorize_model", "render_factor", "motion_seconds")  # fmt: skip
+                    "hr", "enhance_faces", "colorize_model", "render_factor", "motion_seconds", "precision")  # fmt: skip
 #: The ``/story`` settings after photo, text, recording and voice (the rest keep their defaults).
-STORY_FIELDS = ("restore", "scratches", "colorize", "animate", "all_faces", "render_factor", "motion_seconds")
+STORY_FIELDS = ("restore", "scratches", "colorize", "animate", "all_faces", "render_factor", "motion_seconds",
+                "precision")  # fmt: skip
 
 CHOICE_LABELS = [("auto-detect", "auto"), ("yes", "yes"), ("no", "no")]
 PRESET_CHOICES = [(label, name) for name, label in DRIVING_PRESETS.items()]
@@ -86,6 +97,7 @@ def _settings(group: str) -> dict[str, Any]:
                                               step=0.1, label="Motion loop length (s)")  # fmt: skip
     widgets["render_factor"] = gr.Slider(RENDER_FACTOR_MIN, RENDER_FACTOR_MAX, value=d.render_factor, step=1,
                                          label="Render factor (colour detail)")  # fmt: skip
+    widgets["precision"] = precision_control()
     return widgets
 
 
@@ -123,6 +135,7 @@ def run_nostalgia(
     colorize_model: str,
     render_factor: float,
     motion_seconds: float,
+    precision: str = "auto",
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[Any, Any, Any, list[tuple[np.ndarray, str]], list[str], str]:
     """``/nostalgia``: (restored, colorized, animated MP4, numbered faces, files to download, notes);
@@ -156,6 +169,7 @@ def run_story(
     all_faces: bool,
     render_factor: float,
     motion_seconds: float,
+    precision: str = "auto",
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[str, str]:
     """``/story``: (narrated MP4, notes)."""

@@ -59,7 +59,7 @@ def test_nostalgia_endpoint_restores_colorizes_and_animates_the_chosen_face(clie
 
     restored, colorized, video, found, files, notes = client.predict(
         handle_file(str(couple)), True, "no", "yes", True, "nod", None, 2, False, False, True, "artistic", 7, 0.2,
-        api_name="/nostalgia",
+        "exact", api_name="/nostalgia",
     )  # fmt: skip
     photo = load_image(couple)
     restored_img, colorized_img = load_image(_file(restored)), load_image(_file(colorized))

@@ -17,7 +17,15 @@ from pipelines.nostalgia.pipeline import NostalgiaResult, Step
 def test_every_setting_of_the_endpoints_is_an_option_field() -> None:
     fields = {f.name for f in dataclasses.fields(NostalgiaOptions)} | {"face_number"}
     assert set(tab.ONE_CLICK_FIELDS) <= fields and set(tab.STORY_FIELDS) <= fields
-    assert len(tab.ONE_CLICK_FIELDS) == 13  # the /nostalgia API: photo + these, in this order
+    assert len(tab.ONE_CLICK_FIELDS) == 14  # the /nostalgia API: photo + these, in this order
+    assert tab.ONE_CLICK_FIELDS[-1] == tab.STORY_FIELDS[-1] == "precision"  # last: older API calls stay valid
+
+
+def test_the_precision_choice_reaches_the_options() -> None:
+    assert tab.options_from({"precision": "exact"}).precision == "exact"
+    assert tab.options_from({"precision": "auto"}).precision == "auto"
+    with pytest.raises(InputError, match="precision must be one of auto, exact"):
+        tab.options_from({"precision": "fast"})
 
 
 def test_options_from_the_tab_take_the_defaults_and_the_users_counting() -> None:
