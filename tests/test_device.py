@@ -59,3 +59,21 @@ def test_oom_becomes_a_user_error_with_the_hint() -> None:
 def test_device_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NOSTALGIA_DEVICE", "cpu")
     assert pick_device().type == "cpu"
+
+
+def test_low_precision_copies_count_against_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.common import device, precision
+
+    monkeypatch.setenv("NOSTALGIA_CPU_BF16", "1")  # bf16 copies on any CPU, as on the free tier's
+    conv_bytes = 64 * 64 * 9 * 4 + 64 * 4
+    cache = ModelCache(budget_bytes=2 * conv_bytes + conv_bytes // 4)
+    monkeypatch.setattr(device, "MODELS", cache)
+    cache.get("a", lambda: torch.nn.Conv2d(64, 64, 3))
+    b = cache.get("b", lambda: torch.nn.Conv2d(64, 64, 3))
+    assert cache.loaded() == ["a", "b"] and cache.used_bytes() == 2 * conv_bytes
+    plan = precision.plan("openpose.body", torch.device("cpu"), "auto")
+    lowered = plan.prepare(b)  # a bfloat16 copy: half of b's bytes more, over the budget
+    assert lowered.weight.dtype == torch.bfloat16 and precision.copies_bytes(b) == conv_bytes // 2
+    assert cache.loaded() == ["b"]  # a went, not b (in use)
+    assert cache.used_bytes() == conv_bytes + conv_bytes // 2 <= cache.budget_bytes
+    assert plan.prepare(b) is lowered  # made once per network

@@ -79,13 +79,36 @@ class ModelCache:
                 self.load_counts[key] = self.load_counts.get(key, 0) + 1
             return model
 
-    def _evict_for(self, incoming: int) -> None:
-        used = sum(size for _, size in self._models.values())
-        while self._models and used + incoming > self.budget_bytes:
-            _, (_, size) = self._models.popitem(last=False)
-            used -= size
+    @staticmethod
+    def held_bytes(model: object, size: int) -> int:
+        """What a cached model holds now: its own bytes plus the low-precision copies made of it
+        since it was loaded (:mod:`pipelines.common.precision` keeps one per network while it lives)."""
+        from pipelines.common.precision import copies_bytes
+
+        return size + copies_bytes(model)
+
+    def used_bytes(self) -> int:
+        with self._guard:
+            return sum(self.held_bytes(model, size) for model, size in self._models.values())
+
+    def _evict_for(self, incoming: int, keep: object | None = None) -> None:
+        """Evict least recently used models until ``incoming`` more bytes fit in the budget;
+        ``keep`` (a model just made bigger by a copy of itself, in use) is never evicted."""
+        held = [(key, self.held_bytes(model, size)) for key, (model, size) in self._models.items() if model is not keep]
+        used = sum(self.held_bytes(model, size) for model, size in self._models.values())
+        for key, nbytes in held:
+            if used + incoming <= self.budget_bytes:
+                break
+            del self._models[key]
+            used -= nbytes
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+    def trim(self, keep: object | None = None) -> None:
+        """Bring the cache back within its budget after a cached model grew (a low-precision copy
+        was made of it), evicting other models least recently used first."""
+        with self._guard:
+            self._evict_for(0, keep=keep)
 
     def loaded(self) -> list[str]:
         with self._guard:

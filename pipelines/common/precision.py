@@ -357,9 +357,26 @@ def _lowered(network: nn.Module, policy: NetworkPolicy, dtype: torch.dtype, devi
     key = (policy.name, dtype, device.type)
     with _LOWERED_LOCK:
         copies = _LOWERED.setdefault(network, {})
-        if key not in copies:
+        made = key not in copies
+        if made:
             copies[key] = make_low_precision(network, policy, dtype, device)
-        return copies[key]
+        lowered = copies[key]
+    if made:  # the copy counts against the model cache's byte budget, as the network it was made of
+        from pipelines.common.device import MODELS
+
+        MODELS.trim(keep=network)
+    return lowered
+
+
+def copies_bytes(network: object) -> int:
+    """Bytes held by the low-precision copies of ``network`` (0 when none was made)."""
+    from pipelines.common.device import module_bytes
+
+    if not isinstance(network, nn.Module):
+        return 0
+    with _LOWERED_LOCK:
+        copies = list(_LOWERED.get(network, {}).values())
+    return sum(module_bytes(c) for c in copies)
 
 
 @dataclass
