@@ -5,8 +5,9 @@ Tabs stay thin: they lay out components and wire events to a pipeline call wrapp
 :func:`job`, which turns user errors into ``gr.Error``. A long job is started by the button of
 :func:`job_controls` and wired by :func:`run_job`: its progress (with the time left, measured
 from the recent rate) shows in the panel under that button, and its Stop button both cancels the
-event in the page and makes the running pipeline stop at its next progress step
-(:class:`~pipelines.common.errors.StoppedError`), so no abandoned computation keeps the machine.
+event in the page and makes the running pipeline stop at its next progress step or stop point
+(:func:`pipelines.common.progress.stop_point`: per frame, face or network scale;
+:class:`~pipelines.common.errors.StoppedError`), so no abandoned computation keeps the machine.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pipelines.common.device import gpu
 from pipelines.common.errors import NostalgiaError, StoppedError
 from pipelines.common.limits import LIMITS
 from pipelines.common.media import inspect_image
+from pipelines.common.progress import set_stop_check
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("nostalgia")
@@ -120,6 +122,10 @@ def raise_if_stopped() -> None:
         asked = _stop_requests.get(running.session)
     if asked is not None and asked >= running.started:
         raise StoppedError("Stopped at your request.")
+
+
+# the pipelines' stop points (per frame, face or network scale) ask the same question
+set_stop_check(raise_if_stopped)
 
 
 def job(fn: F) -> F:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from pipelines.common.progress import stop_point
+
 # Measured on the original's assets (source.png, driving.mp4): the crop side is ~1.8x the dlib box
 # and the box centre sits ~0.12 box heights below the crop centre.
 CROP_SCALE = 1.8
@@ -111,6 +113,7 @@ def driving_square(frames: Iterable[np.ndarray], n_frames: int = 50, every: int 
         if i >= n_frames:
             break
         if i % every == 0:
+            stop_point()
             boxes = faces.detect_faces(frame)
             if len(boxes):
                 return crop_square(boxes[0])

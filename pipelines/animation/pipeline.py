@@ -38,7 +38,7 @@ from pipelines.common import media
 from pipelines.common import precision as precisions
 from pipelines.common.device import cached_network, oom_guard, pick_device
 from pipelines.common.errors import InputError, ModelUnavailableError
-from pipelines.common.progress import ProgressFn
+from pipelines.common.progress import ProgressFn, stop_point
 
 MODES = ("relative", "standard", "avd")
 MAX_OUTPUT_SIDE = 1920  # default cap on the long side of the whole-photo video (browser-playable H.264)
@@ -185,6 +185,7 @@ class TPSMMPipeline:
         as float (S, S, 3) in [0, 1]. ``kp_initial`` is the reference driving pose (relative)."""
         scale = hull_scale(src.kp, kp_initial) if mode == "relative" and kp_initial is not None else None
         for start in range(0, len(order), self.batch_size):
+            stop_point()  # each batch (one frame on a CPU) takes seconds there: every caller, every face
             idx = list(order[start : start + self.batch_size])
             kp_driving = self.keypoints([frame_at(i) for i in idx])
             kp_norm = normalize_kp(mode, src.kp, kp_driving, kp_initial, self.avd, scale)
@@ -244,6 +245,7 @@ def frame_landmarks(frames: Sequence[np.ndarray]) -> list[np.ndarray | None]:
 
     out: list[np.ndarray | None] = []
     for f in frames:
+        stop_point()
         found = faces.best_face_landmarks(f)
         out.append(found[0] if found else None)
     return out

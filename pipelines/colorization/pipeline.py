@@ -52,7 +52,7 @@ from pipelines.common.media import (
     probe_video,
     write_video,
 )
-from pipelines.common.progress import ProgressFn
+from pipelines.common.progress import ProgressFn, stop_point
 
 # Render factors the pipeline accepts (the UI offers 7..45; the original accepts any positive one).
 RENDER_FACTOR_LIMITS = (1, 64)
@@ -353,6 +353,7 @@ class Colorizer:
         smoother = ChromaSmoother(smoothing) if smoothing > 0 else None
         done = 0
         for chunk in _batched(frames, max(1, batch_size)):
+            stop_point()
             photos = [np.ascontiguousarray(f) for f in chunk]
             raws = self.raw_colors(photos, render_factor)
             for photo, raw in zip(photos, raws, strict=True):

@@ -42,6 +42,7 @@ from scipy import ndimage
 from torch import nn
 
 from pipelines.common import precision as precisions
+from pipelines.common.progress import stop_point
 from pipelines.dance.openpose import NetworkInput, maps_to_image, network_inputs, sequential_with_relu
 
 CHECKPOINT_ID = "edn/openpose_hand"
@@ -294,7 +295,10 @@ class HandEstimator:
 
     def __call__(self, crop_bgr: np.ndarray) -> HandResult:
         inputs = network_inputs(np.asarray(crop_bgr), self.config)
-        maps = [self.run_network(inp.tensor) for inp in inputs]
+        maps = []
+        for inp in inputs:  # seconds per scale on a CPU: a Stop is honoured between scales
+            stop_point()
+            maps.append(self.run_network(inp.tensor))
         heatmap_avg, peaks = hand_postprocess(maps, inputs, self.config)
         found = peaks.any(axis=1)
         scores = np.where(found, heatmap_avg[peaks[:, 1], peaks[:, 0], np.arange(NUM_HAND_POINTS)], 0.0)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from pipelines.common.progress import stop_point
 from pipelines.dance.face_points import face_points
 from pipelines.dance.hands import HandEstimator, detect_hands
 from pipelines.dance.openpose import BodyEstimator, people_to_coco18, pick_person
@@ -40,6 +41,7 @@ def estimate_poses(
         bgr = [np.ascontiguousarray(f[:, :, ::-1]) for f in chunk]
         results = estimator.detect_batch(bgr, batch_size)
         for frame, frame_bgr, (candidate, subset) in zip(chunk, bgr, results, strict=True):
+            stop_point()  # face points and hands cost up to seconds per frame on a CPU
             person = pick_person(people_to_coco18(candidate, subset), previous)
             if person is None:
                 poses.append(Pose.empty())

@@ -25,7 +25,7 @@ import torch
 
 from pipelines.common import precision as precisions
 from pipelines.common.device import oom_guard
-from pipelines.common.progress import ProgressFn
+from pipelines.common.progress import ProgressFn, stop_point
 from pipelines.dance.files import read_json
 from pipelines.dance.target import (
     BODY_FACE,
@@ -263,6 +263,7 @@ class DanceTransferPipeline:
         tensors = (label_to_tensor(lab).to(self.device) for lab in labels)
         with oom_guard(OOM_HINT):
             for t, step in enumerate(generate_sequence(*self.networks(), tensors, list(boxes))):
+                stop_point()  # progress is reported every 5 frames; a Stop is honoured at each
                 out.append(tensor_to_uint8(step.frame))
                 if progress and (t % 5 == 0 or t == len(labels) - 1):
                     progress(0.3 + 0.65 * (t + 1) / len(labels), f"generating frame {t + 1}/{len(labels)}")
@@ -340,6 +341,7 @@ class DanceTransferPipeline:
             sources = source_frames() if side_by_side else None
             with torch.inference_mode(), oom_guard(OOM_HINT):
                 for t, step in enumerate(generate_sequence(*self.networks(), label_tensors(), _Lookup(boxes))):
+                    stop_point()  # progress is reported every 5 frames; a Stop is honoured at each
                     frame = tensor_to_uint8(step.frame)
                     label = shown.pop(0)
                     if sources is not None:
