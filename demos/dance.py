@@ -59,6 +59,31 @@ def _status_outputs(target_id: str | None, owner: str) -> tuple[str, np.ndarray 
     return "\n".join(lines), preview
 
 
+HAND_COST = (
+    "OpenPose's hand network searches 4 scales per hand: about 11.5 s per hand per frame on a CPU "
+    "(a 10 s clip at 25 fps: about 1.5 hours), a fraction of a second on a GPU."
+)
+
+
+def _hands_wanted(checked: bool) -> bool | None:
+    """The hand checkbox as the pipeline's ``hands``: unticked, never; ticked, on a GPU when the
+    hand network is installed (else a note says why not), on a CPU always (the cost is stated)."""
+    if not checked:
+        return False
+    return None if pick_device().type == "cuda" else True
+
+
+def _labels_outputs(target_id: str | None, owner: str) -> tuple[np.ndarray | None, str]:
+    """The selected target's label preview (body, face, hands as its labels draw them) and its line."""
+    if not target_id:
+        return None, ""
+    try:
+        image, line = pipeline.label_preview(target_id, owner)
+    except InputError:
+        return None, ""
+    return image, f"<small>{line}</small>"
+
+
 def _is_active(target_id: str | None, owner: str) -> bool:
     if not target_id:
         return False
@@ -82,11 +107,14 @@ def run_train(
     target_id: str | None,
     restart: bool,
     request: gr.Request,
+    find_hands: bool = False,
 ) -> tuple[str, str, np.ndarray | None, dict]:
     """``/dance_train``: start training in the background and return the target id at once.
     ``continue_training`` trains the selected ``target_id`` again (resuming from its checkpoint
     unless ``restart``); otherwise a new target of the caller's, named as typed, from the video
-    or from a copy of the sample dancer. It waits in line when every training slot is taken."""
+    or from a copy of the sample dancer. It waits in line when every training slot is taken.
+    ``find_hands``: put the video's hands in the labels (see ``HAND_COST``; the sample dancer's
+    labels always have them)."""
     owner = owner_of(request)
     typed = (name or "").strip() or None
     if continue_training:
@@ -97,7 +125,8 @@ def run_train(
         target_id = pipeline.train_target(sample=True, name=typed, preset=preset, minutes=float(minutes), owner=owner)
     else:
         require(video, "a video of the target person (or tick 'use the sample dancer')")
-        target_id = pipeline.train_target(video, name=typed, preset=preset, minutes=float(minutes), owner=owner)
+        target_id = pipeline.train_target(video, name=typed, preset=preset, minutes=float(minutes), owner=owner,
+                                          hands=_hands_wanted(bool(find_hands)))  # fmt: skip
     summary, preview = _status_outputs(target_id, owner)
     return target_id, summary, preview, gr.update(choices=_target_choices(owner), value=target_id)
 
@@ -133,17 +162,19 @@ def run_transfer(
     request: gr.Request,
     first_seconds: float | None = None,
     precision: str = "auto",
+    find_hands: bool = False,
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[str, str, str]:
     """``/dance_transfer``: the target performing the source's motion (MP4 with the source's audio).
-    ``first_seconds``: use only the start of the source (0 or None: the whole clip)."""
+    ``first_seconds``: use only the start of the source (0 or None: the whole clip); ``find_hands``:
+    search the source's hands when the target's labels have them (see ``HAND_COST``)."""
     require(target_id, "a trained target (step 1)")
     if not use_sample_motion and not video:
         raise InputError("Upload the dancing source video, or tick 'use the sample motion'.")
     result = pipeline.transfer(
         target_id, None if use_sample_motion else video, sample_motion=bool(use_sample_motion),
         side_by_side=bool(side_by_side), normalize=bool(normalize), progress=progress_reporter(progress), precision=precision or None,
-        owner=owner_of(request), first_seconds=float(first_seconds or 0) or None,
+        owner=owner_of(request), first_seconds=float(first_seconds or 0) or None, hands=_hands_wanted(bool(find_hands)),
     )  # fmt: skip
     note = f"{result.n_frames} frames at {result.fps:g} fps" + "".join(f"\n- {n}" for n in result.notes)
     return str(result.path), str(result.path), note
@@ -160,14 +191,21 @@ def _refresh_targets(current: str | None, request: gr.Request) -> tuple[dict, di
 
 
 @job
-def _poll(target_id: str | None, request: gr.Request) -> tuple[str, np.ndarray | None, dict, dict]:
-    """While a job runs: its status, preview and the list's labels, every few seconds; the
-    timer turns itself off when the job ends."""
+def _poll(target_id: str | None, request: gr.Request) -> tuple[str, np.ndarray | None, dict, dict, np.ndarray | None, str]:
+    """While a job runs: its status, preview, the list's labels and the target's label preview
+    (a video target's poses are found by the job), every few seconds; the timer turns itself off
+    when the job ends."""
     owner = owner_of(request)
     summary, preview = _status_outputs(target_id, owner)
     choices = _target_choices(owner)
     active = _is_active(target_id, owner)
-    return summary, preview, gr.update(choices=choices, value=target_id), gr.Timer(active=active)
+    return (summary, preview, gr.update(choices=choices, value=target_id), gr.Timer(active=active),
+            *_labels_outputs(target_id, owner))  # fmt: skip
+
+
+@job
+def _labels(target_id: str | None, request: gr.Request) -> tuple[np.ndarray | None, str]:
+    return _labels_outputs(target_id, owner_of(request))
 
 
 def _watch(target_id: str | None, request: gr.Request) -> dict:
@@ -184,7 +222,8 @@ def build() -> None:
         "learns *stick figure -> this person* from one video of them, then renders them following another "
         "dancer's poses, frame by frame with temporal feedback and a face GAN. No pretrained dancer exists: "
         f"each target is trained here (this server runs on **{device}**). Poses come from OpenPose "
-        "(`edn/openpose_body` in the Models tab); the sample dancer and sample motion need no weights."
+        "(`edn/openpose_body`, hands from `edn/openpose_hand`, in the Models tab) and the labels draw the body, "
+        "the face and, when asked (slow on a CPU), the hands; the sample dancer and sample motion need no weights."
     )
     with gr.Row():
         # filled when the page loads, with the visitor's own targets: the page config carries none
@@ -200,6 +239,7 @@ def build() -> None:
                 with gr.Row(equal_height=True):
                     use_sample = gr.Checkbox(value=False, label="Use the sample dancer instead (procedural, offline)")
                     name = gr.Textbox(label="Name", placeholder="e.g. grandpa")
+                hands = gr.Checkbox(value=device == "cuda", label="Find the hands too (labels with hands)", info=HAND_COST)
                 with gr.Row():
                     train_button = gr.Button("Start training", variant="primary", scale=3)
                     status_button = gr.Button("Refresh status", scale=1)
@@ -214,6 +254,9 @@ def build() -> None:
                 job_id = gr.Textbox(label="Job (target id)", interactive=False)
                 status = gr.Markdown("Pick a target or start training.")
                 preview = gr.Image(label="Held-out preview: label | generated | real", type="numpy", format="png", height=260)
+                labels = gr.Image(label="Labels of the target (what the generator follows)", type="numpy", format="png",
+                                  height=200, elem_classes=["dance-labels"])  # fmt: skip
+                labels_note = gr.Markdown()
         gr.Examples(
             examples=[[True, "sample", "tiny", 1]],
             inputs=[use_sample, name, preset, minutes],
@@ -225,6 +268,8 @@ def build() -> None:
             with gr.Column():
                 source_video = gr.Video(label="Dancing source video", sources=["upload"], height=150)
                 use_motion = gr.Checkbox(value=False, label="Use the sample motion instead")
+                source_hands = gr.Checkbox(value=device == "cuda", label="Find the source's hands (for targets whose labels have hands)",
+                                           info=HAND_COST)  # fmt: skip
                 transfer_controls = job_controls("Make the target dance")
                 precision = precision_control()
                 with gr.Row():
@@ -239,15 +284,17 @@ def build() -> None:
 
     started = train_button.click(
         run_train,
-        inputs=[target_video, use_sample, name, preset, minutes, continue_box, target, restart],
+        inputs=[target_video, use_sample, name, preset, minutes, continue_box, target, restart, hands],
         outputs=[job_id, status, preview, target],
         **gpu_event("dance_train"),
     )
     started.success(_watch, inputs=[target], outputs=[timer], api_name=False, queue=False)
+    started.success(_labels, inputs=[target], outputs=[labels, labels_note], api_name=False, queue=False)
     status_button.click(run_status, inputs=[target], outputs=[status, preview], **gpu_event("dance_status"))
     target.change(run_status, inputs=[target], outputs=[status, preview], api_name=False, queue=False)
     target.change(_watch, inputs=[target], outputs=[timer], api_name=False, queue=False)
-    timer.tick(_poll, inputs=[target], outputs=[status, preview, target, timer], api_name=False, queue=False,
+    target.change(_labels, inputs=[target], outputs=[labels, labels_note], api_name=False, queue=False)
+    timer.tick(_poll, inputs=[target], outputs=[status, preview, target, timer, labels, labels_note], api_name=False, queue=False,
                show_progress="hidden")  # fmt: skip
     stop_button.click(run_stop, inputs=[target], outputs=[status], api_name="dance_stop", queue=False)
     refresh.click(_refresh_targets, inputs=[target], outputs=[target, timer], api_name=False, queue=False)
@@ -255,5 +302,5 @@ def build() -> None:
 
     if Context.root_block is not None:  # the visitor's own targets, as soon as the page opens
         Context.root_block.load(_refresh_targets, inputs=[target], outputs=[target, timer], api_name=False, queue=False)
-    run_job(transfer_controls, run_transfer, [target, source_video, use_motion, side, normalize, first_seconds, precision],
+    run_job(transfer_controls, run_transfer, [target, source_video, use_motion, side, normalize, first_seconds, precision, source_hands],
             [result_video, download, transfer_controls.status], "dance_transfer")  # fmt: skip

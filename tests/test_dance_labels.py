@@ -186,3 +186,55 @@ def test_normalisation_moves_hands_and_face_with_the_body() -> None:
                                                 (pose.face, before.face, NOSE)):  # fmt: skip
             np.testing.assert_allclose(after_part[:, :2] - pose.body[anchor, :2], scale * (before_part[:, :2] - before.body[anchor, :2]), atol=1e-6)
     assert moved > 5.0, "the normalisation did change the poses"
+
+
+def test_label_preview_shows_what_the_labels_draw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Dance tab's label preview: the sample target's labels with hands and face; an older
+    body+face target's preview has no hand strokes; a video target says when its labels will show."""
+    monkeypatch.setenv("NOSTALGIA_DATA_DIR", str(tmp_path / "data"))
+    sample = pipeline.create_target(sample=True, name="s")
+    image, line = pipeline.label_preview(sample)
+    assert image is not None and image.shape[0] == 360 and image.shape[1] > 360
+    assert "hands" in line and "face" in line
+    older = pipeline.create_target(sample=True, name="old")
+    meta_path = pipeline.data_dir() / older / "target.json"
+    meta = read_json(meta_path)
+    del meta["label_parts"]
+    write_json(meta_path, meta)
+    body_face, line = pipeline.label_preview(older)
+    assert "hands" not in line and "face" in line
+    hand_colours = len(np.unique(image.reshape(-1, 3), axis=0))
+    assert len(np.unique(body_face.reshape(-1, 3), axis=0)) < hand_colours  # the hands' 20 coloured bones are gone
+
+    from pipelines.dance.sample import write_sample_video
+
+    frames, _, fps = pipeline.sample_target_arrays(seconds=0.5)
+    video = write_sample_video(frames, tmp_path / "me.mp4", fps)
+    image, line = pipeline.label_preview(pipeline.create_target(video, name="me"))
+    assert image is None and "once the person's poses are found" in line
+
+
+def test_dance_tab_passes_the_hand_choice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The tab's 'find the hands' boxes reach training and transfer: unticked never, ticked on a CPU always."""
+    from demos import dance
+
+    seen: dict[str, object] = {}
+
+    def train_target(*args, **kwargs) -> str:
+        seen["train"] = kwargs["hands"]
+        return "me-1"
+
+    monkeypatch.setattr(pipeline, "train_target", train_target)
+    monkeypatch.setattr(dance, "_status_outputs", lambda target_id, owner: ("", None))
+    monkeypatch.setattr(dance, "_target_choices", lambda owner: [])
+    monkeypatch.setattr(dance, "pick_device", lambda: torch.device("cpu"))
+    video = tmp_path / "me.mp4"
+    video.write_bytes(b"not read: train_target is replaced")
+    dance.run_train(str(video), False, "me", "tiny", 1, False, None, False, None, True)
+    assert seen["train"] is True
+    seen.clear()
+    dance.run_train(str(video), False, "me", "tiny", 1, False, None, False, None, False)
+    assert seen["train"] is False
+    assert dance._hands_wanted(False) is False and dance._hands_wanted(True) is True
+    monkeypatch.setattr(dance, "pick_device", lambda: torch.device("cuda"))
+    assert dance._hands_wanted(True) is None  # on a GPU: when the hand network is installed

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from pipelines.common import jobs as common_jobs
 from pipelines.common import precision as precisions
@@ -343,6 +344,48 @@ def training_status(target_id: str, owner: str | None = None) -> dict[str, Any]:
         parts.append(f"error: {status['error']}")
     status["summary"] = " | ".join(parts)
     return status
+
+
+def label_preview(target_id: str, owner: str | None = None, count: int = 3, height: int = 360) -> tuple[np.ndarray | None, str]:
+    """What the target's labels draw, to look at: ``count`` of its poses (spread over the video)
+    drawn as its labels draw them (only the parts in ``label_parts``), each cropped around the
+    person on EDN's 1080p canvas and shown ``height`` px high, side by side; and a line saying
+    which parts the labels carry (and why hands were left out, when they were). (None, why)
+    before the poses are found (the training job's first step, for a video target)."""
+    from pipelines.dance.render import render_canvas
+    from pipelines.dance.target import for_labels, load_poses
+
+    path = _target_dir(target_id, owner)
+    meta = read_json(path / "target.json")
+    parts = label_parts(meta)
+    drawn = "Labels draw: " + ", ".join({"body": "body (18 points)", "face": "face", "hands": "hands (21 points each)"}[p]
+                                        for p in parts)  # fmt: skip
+    if meta.get("label_note"):
+        drawn += f". {meta['label_note']}"
+    if not (path / "poses.npz").exists():
+        return None, "The labels show here once the person's poses are found (the first step of training)."
+    found = [p for p in load_poses(path / "poses.npz") if not p.is_empty]
+    if not found:
+        return None, "No person was found in the target's video, so it has no labels."
+    picks = [found[round(i * (len(found) - 1) / max(1, count - 1))] for i in range(min(count, len(found)))]
+    crops = []
+    for pose in picks:
+        canvas = render_canvas(for_labels(pose, parts))
+        crop = _around_person(canvas, pose)
+        width = max(1, round(crop.shape[1] * height / crop.shape[0]))
+        crops.append(np.asarray(Image.fromarray(crop).resize((width, height), Image.LANCZOS)))
+        crops.append(np.full((height, 8, 3), 200, np.uint8))  # a grey gap between poses
+    return np.concatenate(crops[:-1], axis=1), drawn
+
+
+def _around_person(canvas: np.ndarray, pose: Any, margin: int = 40) -> np.ndarray:
+    """The part of a label canvas around every drawn point of ``pose`` (body, face and hands)."""
+    points = np.concatenate([pose.body, pose.face, pose.hand_right, pose.hand_left])
+    seen = points[points[:, 2] > 0, :2]
+    rows, cols = canvas.shape[:2]
+    x0, y0 = np.maximum(seen.min(0) - margin, 0).astype(int)
+    x1, y1 = np.minimum(seen.max(0) + margin, (cols, rows)).astype(int)
+    return canvas[y0:y1, x0:x1]
 
 
 def quality_summary(entries: list[dict[str, Any]]) -> str:
