@@ -63,6 +63,7 @@ HAND_COST = (
     "OpenPose's hand network searches 4 scales per hand: about 11.5 s per hand per frame on a CPU "
     "(a 10 s clip at 25 fps: about 1.5 hours), a fraction of a second on a GPU."
 )
+HAND_COST_SHORT = "Slow on a CPU: about 11.5 s per hand per frame (fast on a GPU)."
 
 
 def _hands_wanted(checked: bool) -> bool | None:
@@ -81,7 +82,7 @@ def _labels_outputs(target_id: str | None, owner: str) -> tuple[np.ndarray | Non
         image, line = pipeline.label_preview(target_id, owner)
     except InputError:
         return None, ""
-    return image, f"<small>{line}</small>"
+    return image, f"<small>**Above: the target's labels**, what its generator follows. {line}</small>"
 
 
 def _is_active(target_id: str | None, owner: str) -> bool:
@@ -238,8 +239,8 @@ def build() -> None:
                 target_video = gr.Video(label="Video of the target person (whole body, plain background)", sources=["upload"], height=150)
                 with gr.Row(equal_height=True):
                     use_sample = gr.Checkbox(value=False, label="Use the sample dancer instead (procedural, offline)")
+                    hands = gr.Checkbox(value=device == "cuda", label="Find the hands too", info=HAND_COST_SHORT)
                     name = gr.Textbox(label="Name", placeholder="e.g. grandpa")
-                hands = gr.Checkbox(value=device == "cuda", label="Find the hands too (labels with hands)", info=HAND_COST)
                 with gr.Row():
                     train_button = gr.Button("Start training", variant="primary", scale=3)
                     status_button = gr.Button("Refresh status", scale=1)
@@ -250,11 +251,13 @@ def build() -> None:
                                         info="Training stops at the budget; start again to continue from the checkpoint.")  # fmt: skip
                     continue_box = gr.Checkbox(value=False, label="Continue training the selected target")
                     restart = gr.Checkbox(value=False, label="Restart from scratch (discard its checkpoint)")
+                    gr.Markdown(f"<small>Hands: {HAND_COST} Without them the labels draw the body and the face.</small>")
             with gr.Column():
                 job_id = gr.Textbox(label="Job (target id)", interactive=False)
                 status = gr.Markdown("Pick a target or start training.")
                 preview = gr.Image(label="Held-out preview: label | generated | real", type="numpy", format="png", height=260)
-                labels = gr.Image(label="Labels of the target (what the generator follows)", type="numpy", format="png",
+                # no label tag on the image: it would cover the heads; the line under it says what it is
+                labels = gr.Image(label="Labels of the target", show_label=False, type="numpy", format="png",
                                   height=200, elem_classes=["dance-labels"])  # fmt: skip
                 labels_note = gr.Markdown()
         gr.Examples(
@@ -268,8 +271,6 @@ def build() -> None:
             with gr.Column():
                 source_video = gr.Video(label="Dancing source video", sources=["upload"], height=150)
                 use_motion = gr.Checkbox(value=False, label="Use the sample motion instead")
-                source_hands = gr.Checkbox(value=device == "cuda", label="Find the source's hands (for targets whose labels have hands)",
-                                           info=HAND_COST)  # fmt: skip
                 transfer_controls = job_controls("Make the target dance")
                 precision = precision_control()
                 with gr.Row():
@@ -277,6 +278,8 @@ def build() -> None:
                 with gr.Accordion("Options", open=False):
                     side = gr.Checkbox(value=True, label="Side by side: source | stick figure | result")
                     normalize = gr.Checkbox(value=True, label="Normalise the source's poses to the target (position, size)")
+                    source_hands = gr.Checkbox(value=device == "cuda", label="Find the source's hands (for targets whose labels have hands)",
+                                               info=HAND_COST_SHORT)  # fmt: skip
             with gr.Column():
                 result_video = gr.Video(label="Result (source fps and audio)", height=300)
                 download = gr.File(label="Download MP4")
