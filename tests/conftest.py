@@ -40,6 +40,18 @@ def weights_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     yield path
 
 
+@pytest.fixture(autouse=True)
+def _dlib_landmarks_unless_the_test_owns_its_weights(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own weights cache may hold face-alignment's files (downloaded, or fixtures from
+    ``python -m weights fixture all``); a test that does not bring its own weights cache gets
+    dlib's landmarks, as on CI's empty cache, whatever that cache holds."""
+    if any(name.endswith("weights_dir") for name in request.fixturenames):
+        return
+    from pipelines.common import faces
+
+    monkeypatch.setattr(faces, "face_alignment_weights_present", lambda: False)
+
+
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -47,13 +47,34 @@ class _Bar:
             self.bar = None
 
 
+def size_text(ckpt: registry.Checkpoint) -> str:
+    """The published size, else an estimate marked "est." (float32 bytes of the networks' parameters,
+    "≥" when the file is known to hold more, such as optimizer state), else "?"."""
+    published = registry.published_size(ckpt)
+    if published is not None:
+        return _human(published)
+    estimate = registry.parameter_bytes(ckpt)
+    if estimate is None:
+        return "?"
+    return f"{'≥' if 'optimizer' in ckpt.notes else '~'}{_human(estimate)} est."
+
+
 def cmd_list(_: argparse.Namespace) -> int:
     rows = [("id", "status", "size", "licence", "file")]
+    footnotes = []
     for c in registry.all_checkpoints():
-        rows.append((c.id, store.status(c).state, _human(c.size), c.licence_short, c.filename))
+        state = store.status(c).state
+        if c.no_fixture and state == "missing":
+            state = "missing (no fixture)"
+            footnotes.append(f"{c.id}: {c.no_fixture}")
+        rows.append((c.id, state, size_text(c), c.licence_short, c.filename))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    print("size: as published; 'est.' = float32 bytes of the networks' parameters (no size published; "
+          "'≥' where the file also holds other state, e.g. optimizer state)")
+    for note in footnotes:
+        print(f"note: {note}")
     print(f"cache: {store.cache_dir()}")
     return 0
 
@@ -88,6 +109,9 @@ def cmd_fixture(args: argparse.Namespace) -> int:
     for c in _select(args.ids):
         if args.missing and store.status(c).state != "missing":
             continue  # never replace a downloaded (or already written) file
+        if c.no_fixture:
+            print(f"skipped  {c.id}: no fixture: {c.no_fixture}")
+            continue
         path = store.write_fixture(c, salt=args.salt, gain=args.gain)
         print(f"fixture  {c.id} -> {path} (salt {args.salt!r}; outputs are not real)")
     return 0

@@ -101,6 +101,9 @@ class Checkpoint:
     sources: tuple[Source, ...] = ()
     sha256: str | None = None
     size: int | None = None  # bytes
+    # The hex digits a torch.hub-style file name carries (``name-<prefix>.ext``): the start of the
+    # sha256 by that convention, checked by ``verify`` when no full sha256 is published.
+    sha256_prefix: str | None = None
     homepage: str = ""
     notes: str = ""
     optional_components: tuple[str, ...] = field(default=())  # may be absent from the file
@@ -111,6 +114,9 @@ class Checkpoint:
     # "module:function(folder, salt)" writing a small random model in the same layout, for
     # ``python -m weights fixture`` when the networks come from configs rather than ``components``.
     fixture_writer: str = ""
+    # Why no fixture can stand in for this file (a model the app runs through another library, such
+    # as an ONNX voice): ``python -m weights fixture`` skips it and says this instead.
+    no_fixture: str = ""
 
     @property
     def is_folder(self) -> bool:
@@ -141,6 +147,32 @@ def resolve(dotted: str) -> Callable:
 def build_module(component: Component) -> torch.nn.Module:
     """The component's network, freshly built (random weights) by its builder and arguments."""
     return resolve(component.builder)(**dict(component.builder_args))
+
+
+def published_size(ckpt: Checkpoint) -> int | None:
+    """Bytes to download: the file's published size, or the sum of a folder's files when every one is known."""
+    if ckpt.is_folder and ckpt.size is None:
+        sizes = [f.size for f in ckpt.files]
+        return None if None in sizes else sum(s for s in sizes if s is not None)
+    return ckpt.size
+
+
+def parameter_bytes(ckpt: Checkpoint) -> int | None:
+    """float32 bytes of every component's state dict, the networks built by their builders on
+    torch's ``meta`` device (shapes only, no memory): an estimate of an unpublished file size, and a
+    lower bound when the file also holds optimizer state. None when a builder cannot say."""
+    total = 0
+    for comp in ckpt.components:
+        try:
+            with torch.device("meta"):
+                module = build_module(comp)
+        except Exception:  # a builder that computes on real tensors: build it for real
+            try:
+                module = build_module(comp)
+            except Exception:
+                return None
+        total += sum(v.numel() * 4 for v in module.state_dict().values())
+    return total or None
 
 
 def catalog_modules() -> list[str]:

@@ -175,6 +175,10 @@ def verify(ckpt: Checkpoint, progress: ByteProgressFn | None = None) -> Status:
     if ckpt.size is not None and path.stat().st_size != ckpt.size:
         return Status("corrupt", f"size {path.stat().st_size} != expected {ckpt.size}")
     got = sha256_of(path, progress)
+    if ckpt.sha256 is None and ckpt.sha256_prefix:
+        if not got.startswith(ckpt.sha256_prefix):
+            return Status("corrupt", f"sha256 {got} does not start with {ckpt.sha256_prefix}, the hash prefix in its file name")
+        return Status("present", f"sha256 {got} starts with {ckpt.sha256_prefix}, the prefix in its file name (no full hash published)")
     if ckpt.sha256 is None:
         return Status("present", f"sha256 {got} (none published to compare)")
     if got != ckpt.sha256:
@@ -343,6 +347,8 @@ def write_fixture(ckpt: Checkpoint, salt: str = "fixture", gain: float = 1.0) ->
     """
     from weights.fixture import fixture_like
 
+    if ckpt.no_fixture:
+        raise WeightsError(f"{ckpt.id}: no fixture: {ckpt.no_fixture}")
     path = checkpoint_path(ckpt)
     if ckpt.fixture_writer:
         if checkpoint_dir(ckpt).exists():

@@ -209,19 +209,22 @@ def face_at(boxes: np.ndarray, x: float, y: float) -> int | None:
 
 # --------------------------------------------------------------------------- face-alignment (optional)
 
-_FA: list[Any] = []
+#: The registry's face-alignment files (weights/catalog/face_alignment.py): FAN's 68 landmarks and the
+#: S3FD detector that finds the faces for it. Both are needed; the package never downloads them itself.
+FAN_CHECKPOINT = "face_alignment/fan_2d"
+S3FD_CHECKPOINT = "face_alignment/s3fd"
+
+_FA: dict[str, Any] = {}
 
 
 def face_alignment_weights_present() -> bool:
-    """face-alignment's 2-D FAN and its s3fd detector are in torch's hub cache (it would
-    otherwise download them on first use, which this app never does silently)."""
-    import torch
+    """face-alignment's 2-D FAN and its S3FD detector are in the weights cache (downloaded, or
+    fixtures written by ``python -m weights fixture``), and the package is installed."""
+    from weights import registry, store
 
-    hub = Path(torch.hub.get_dir()) / "checkpoints"
-    if not hub.is_dir():
+    if importlib.util.find_spec("face_alignment") is None:
         return False
-    names = [p.name for p in hub.iterdir()]
-    return any(n.startswith("2DFAN4") for n in names) and any(n.startswith("s3fd") for n in names)
+    return all(store.status(registry.get(cid)).state in ("verified", "present", "fixture") for cid in (FAN_CHECKPOINT, S3FD_CHECKPOINT))
 
 
 def landmarker_name() -> str:
@@ -229,25 +232,63 @@ def landmarker_name() -> str:
     return "face-alignment" if face_alignment_weights_present() else "dlib"
 
 
-def _face_alignment() -> Any:
-    if not _FA:
+def face_alignment_model() -> Any:
+    """face-alignment's ``FaceAlignment`` (2-D landmarks, S3FD detector) running the registry's
+    networks: FAN through the model cache (built by the registry, loaded strict, sha-checked) and
+    S3FD from the registry's state dict, so the package reads no file of its own and downloads
+    nothing. Built once per process and device, like every network of the model cache."""
+    import io
+
+    import face_alignment
+    import torch
+
+    from pipelines.common.device import cached_network, pick_device
+    from weights import store
+
+    device = pick_device()
+    key = str(device)
+    if key not in _FA:
         with _LOCK:
-            if not _FA:
-                import face_alignment
+            if key not in _FA:
 
-                from pipelines.common.device import pick_device
+                class RegistryFaceAlignment(face_alignment.FaceAlignment):
+                    def _load_native(self, network_name: str, network_size: int, device: str, dtype: torch.dtype) -> torch.nn.Module:
+                        return cached_network(FAN_CHECKPOINT, device=torch.device(device)).to(dtype=dtype)
 
-                _FA.append(face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D, flip_input=True, device=str(pick_device())))
-    return _FA[0]
+                try:
+                    s3fd = io.BytesIO()  # the detector takes a file; hand it the checked state dict
+                    torch.save(store.load_state_dict(S3FD_CHECKPOINT), s3fd)
+                except store.WeightsError as exc:
+                    raise ModelUnavailableError(str(exc)) from exc
+                s3fd.seek(0)
+                _FA[key] = RegistryFaceAlignment(
+                    face_alignment.LandmarksType.TWO_D,
+                    device=str(device),
+                    flip_input=True,
+                    face_detector="sfd",
+                    face_detector_kwargs={"path_to_detector": s3fd},
+                    compile=False,  # torch.compile would spend minutes on CPU and write its own cache
+                )
+    return _FA[key]
 
 
-def best_face_landmarks(image: np.ndarray, upsample: int = 1) -> list[np.ndarray]:
-    """68-point landmarks (iBUG order) of every face found: from face-alignment (FAN, what the
-    original TPSMM and OpenPose-quality pipelines use) when its weights are cached, else from dlib
-    (which ships offline). Which one ran is :func:`landmarker_name`."""
+#: At most this many faces of one image get face-alignment's landmarks (the largest): each costs
+#: two FAN passes (the image and its mirror), so a crowd photo stays bounded.
+MAX_FAN_FACES = 16
+
+
+def best_face_landmarks(image: np.ndarray, upsample: int = 1, max_faces: int = MAX_FAN_FACES) -> list[np.ndarray]:
+    """68-point landmarks (iBUG order) of every face found, largest face first: from face-alignment
+    (S3FD + FAN, what the original TPSMM and OpenPose-quality pipelines use; the ``max_faces``
+    largest faces) when its weights are in the weights cache, else from dlib (which ships offline;
+    ``upsample`` is dlib's). Which one ran is :func:`landmarker_name`."""
     if landmarker_name() == "face-alignment":
+        rgb = _as_rgb_uint8(image)
         with _CALL_LOCK:
-            found = _face_alignment().get_landmarks(_as_rgb_uint8(image))
+            model = face_alignment_model()
+            boxes = [np.asarray(b, dtype=np.float64) for b in model.face_detector.detect_from_image(rgb.copy())]
+            boxes = sorted(boxes, key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))[: max(0, max_faces)]
+            found = model.get_landmarks(rgb, detected_faces=boxes) if boxes else None
         return [np.asarray(lm, dtype=np.float64)[:, :2] for lm in (found or [])]
     return face_landmarks(image, upsample=upsample)
 
@@ -255,10 +296,10 @@ def best_face_landmarks(image: np.ndarray, upsample: int = 1) -> list[np.ndarray
 def best_landmarks_in_box(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     """68 landmarks ``(68, 2)`` of the face in ``box`` = (left, top, right, bottom), without a
     face detector (for a box known otherwise, e.g. from body keypoints): face-alignment's FAN
-    when its weights are cached, else dlib's shape predictor."""
+    when its weights are in the weights cache, else dlib's shape predictor."""
     if landmarker_name() == "face-alignment":
         with _CALL_LOCK:
-            found = _face_alignment().get_landmarks(_as_rgb_uint8(image), detected_faces=[np.asarray(box, dtype=np.float64)])
+            found = face_alignment_model().get_landmarks(_as_rgb_uint8(image), detected_faces=[np.asarray(box, dtype=np.float64)])
         if found:
             return np.asarray(found[0], dtype=np.float64)[:, :2]
     return landmarks68(image, box)

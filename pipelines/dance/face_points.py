@@ -4,7 +4,7 @@ OpenPose's face output is the 68 iBUG-300W landmarks (jaw 0-16, brows 17-26, nos
 36-47, mouth 48-67) plus the two pupils: 68 = the right eye's (the person's right, points 36-41),
 69 = the left eye's (42-47). The pupils are placed at the centre of their eye contour, where
 OpenPose's face network puts them for a subject looking ahead. The 68 landmarks come from
-face-alignment when its weights are cached, else from dlib's 68-point predictor
+face-alignment when its weights are in the weights cache, else from dlib's 68-point predictor
 (:func:`pipelines.common.faces.best_face_landmarks`).
 
 The face is searched around EDN's face box: the square of ``2 * BOX_BUFFER`` canvas pixels
@@ -28,6 +28,7 @@ RIGHT_EYE = slice(36, 42)
 LEFT_EYE = slice(42, 48)
 HEAD_FRACTION_OF_NECK = 0.55  # face rectangle side / nose-neck distance
 SEARCH_MARGIN = 1.5
+SEARCH_MAX_FACES = 2  # the search square holds this person's head and at most a neighbour's: the largest two
 FITTED_CONFIDENCE = 0.5  # points fitted in the head box without a detector's confirmation  # the search square is this many times EDN's face box (the detector needs the whole head)
 
 
@@ -93,7 +94,7 @@ def face_points(frame_rgb: np.ndarray, body: np.ndarray) -> np.ndarray | None:
         return None
     x0, y0, x1, y1 = box
     offset = np.array([x0, y0], dtype=np.float64)
-    found = [lm + offset for lm in faces.best_face_landmarks(frame_rgb[y0:y1, x0:x1])]
+    found = [lm + offset for lm in faces.best_face_landmarks(frame_rgb[y0:y1, x0:x1], max_faces=SEARCH_MAX_FACES)]
     centre = np.asarray(face_centre(body))
     if found:
         return face70_from_landmarks(min(found, key=lambda lm: float(np.linalg.norm(lm[30] - centre))))

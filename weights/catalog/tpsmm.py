@@ -59,7 +59,7 @@ def _checkpoint(name: str, description: str, bg: bool) -> Checkpoint:
         sha256=None,
         size=None,
         homepage=HOMEPAGE,
-        notes="config/" + {"vox": "vox-256", "taichi": "taichi-256", "ted": "ted-384", "mgif": "mgif-256"}[name] + ".yaml of the original.",
+        notes="config/" + {"vox": "vox-256", "taichi": "taichi-256", "ted": "ted-384", "mgif": "mgif-256"}[name] + ".yaml of the original. The file also holds optimizer state, so it is larger than its networks.",
         optional_components=("avd_network", "bg_predictor") if bg else ("avd_network",),
     )
 
