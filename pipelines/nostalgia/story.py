@@ -117,15 +117,20 @@ def speak_espeak(text: str, out: Path, language: str = "en", words_per_minute: i
 
 
 def neural_voice() -> Path | None:
-    """The first Piper voice (``*.onnx`` with its ``.onnx.json``) in ``<weights cache>/voices`` when the
-    ``piper`` package (piper-tts) is installed, else None."""
+    """The Piper voice to narrate with (``*.onnx`` with its ``.onnx.json``) when the optional
+    ``piper`` package (piper-tts, ``requirements-voice.txt``) is installed, else None: a registered
+    voice in the weights cache (``python -m weights download voices/en_US-lessac-medium``) first,
+    then any voice put by hand in ``<weights cache>/voices/``."""
     import importlib.util
 
-    from weights.store import cache_dir
+    from weights import registry, store
 
     if importlib.util.find_spec("piper") is None:
         return None
-    folder = cache_dir() / "voices"
+    for ckpt in registry.all_checkpoints():
+        if ckpt.family == "voices" and store.status(ckpt).state in ("verified", "present"):
+            return store.checkpoint_path(ckpt)
+    folder = store.cache_dir() / "voices"
     if not folder.is_dir():
         return None
     for model in sorted(folder.glob("*.onnx")):
@@ -162,8 +167,9 @@ def narrate(text: str, recording: str | Path | None, options: StoryOptions, fold
         model = neural_voice() if voice in ("auto", "neural") else None
         if voice == "neural" and model is None:
             raise ModelUnavailableError(
-                "No neural voice is installed: `pip install piper-tts` and put a Piper voice (.onnx and .onnx.json) "
-                "in the weights cache under voices/; or choose the espeak voice."
+                "No neural voice is installed: `pip install -r requirements-voice.txt` (piper-tts) and "
+                "`python -m weights download voices/en_US-lessac-medium` (or put a Piper voice, .onnx and .onnx.json, "
+                "in the weights cache under voices/); or choose the espeak voice."
             )
         if model is not None:
             speak_neural(text, out, model)
