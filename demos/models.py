@@ -17,7 +17,7 @@ DOWNLOADS_OFF = (
 TITLE = "Models"
 CHECKPOINTS: list[str] = []
 
-COLUMNS = ["id", "family", "file", "size (MB)", "licence", "status", "source"]
+COLUMNS = ["id", "family", "file", "size", "licence", "status", "source"]
 
 
 def models_table() -> list[list[str]]:
@@ -26,8 +26,7 @@ def models_table() -> list[list[str]]:
     for c in registry.all_checkpoints():
         st = store.status(c)
         source = c.sources[0].resolved_url if c.sources else "(none published)"
-        size = f"{c.size / 1e6:.1f}" if c.size else "?"
-        rows.append([c.id, c.family, c.filename, size, c.licence_short, st.state, source])
+        rows.append([c.id, c.family, c.filename, registry.size_label(c), c.licence_short, st.state, source])
     return rows
 
 

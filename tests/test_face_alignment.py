@@ -109,3 +109,14 @@ def test_dance_face_points_come_through_face_alignment(fa_weights_dir: Path, mon
     frame = np.full((64, 64, 3), 128, np.uint8)
     points = fp.face_points(frame, body)
     assert calls and points is not None and points.shape == (fp.NUM_FACE_POINTS, 3) and np.isfinite(points).all()
+
+
+def test_the_size_estimate_matches_the_fixture_file(fa_cache: Path) -> None:
+    """No size is published for these files: ``weights list`` shows the networks' float32 bytes,
+    which is what a file holding only the state dict weighs (the pickle adds well under 1 %)."""
+    for cid in (faces.FAN_CHECKPOINT, faces.S3FD_CHECKPOINT):
+        ckpt = registry.get(cid)
+        estimate = registry.parameter_bytes(ckpt)
+        on_disk = (fa_cache / cid / ckpt.filename).stat().st_size
+        assert estimate is not None and 0 <= on_disk - estimate < 0.01 * estimate
+        assert registry.size_label(ckpt) == f"~{registry.human_bytes(estimate)} est."

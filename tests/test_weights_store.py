@@ -330,3 +330,15 @@ def test_no_call_site_builds_a_registered_network_itself() -> None:
         if re.search(r"globals\(\)\[.*build", line)
     ]
     assert not offenders, offenders
+
+
+def test_sizes_are_published_or_estimated_never_unknown() -> None:
+    """Every checkpoint shows a size: the published one, or an estimate from its networks, a lower
+    bound ("≥") for files that also hold optimizer state (TPSMM)."""
+    from weights import registry
+
+    labels = {c.id: registry.size_label(c) for c in registry.all_checkpoints()}
+    assert "?" not in labels.values()
+    assert labels["deoldify/artistic"] == "255.1 MB"
+    assert labels["tpsmm/vox"].startswith("≥") and labels["tpsmm/vox"].endswith("MB est.")
+    assert labels["bopbtl/mapping_quality"].startswith("~") and labels["bopbtl/mapping_quality"].endswith("est.")

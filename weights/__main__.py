@@ -10,16 +10,6 @@ from tqdm import tqdm
 from weights import registry, store
 
 
-def _human(size: int | None) -> str:
-    if size is None:
-        return "?"
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return "?"
-
-
 def _select(ids: list[str]) -> list[registry.Checkpoint]:
     if ids == ["all"] or not ids:
         return registry.all_checkpoints()
@@ -47,18 +37,6 @@ class _Bar:
             self.bar = None
 
 
-def size_text(ckpt: registry.Checkpoint) -> str:
-    """The published size, else an estimate marked "est." (float32 bytes of the networks' parameters,
-    "≥" when the file is known to hold more, such as optimizer state), else "?"."""
-    published = registry.published_size(ckpt)
-    if published is not None:
-        return _human(published)
-    estimate = registry.parameter_bytes(ckpt)
-    if estimate is None:
-        return "?"
-    return f"{'≥' if 'optimizer' in ckpt.notes else '~'}{_human(estimate)} est."
-
-
 def cmd_list(_: argparse.Namespace) -> int:
     rows = [("id", "status", "size", "licence", "file")]
     footnotes = []
@@ -67,7 +45,7 @@ def cmd_list(_: argparse.Namespace) -> int:
         if c.no_fixture and state == "missing":
             state = "missing (no fixture)"
             footnotes.append(f"{c.id}: {c.no_fixture}")
-        rows.append((c.id, state, size_text(c), c.licence_short, c.filename))
+        rows.append((c.id, state, registry.size_label(c), c.licence_short, c.filename))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())

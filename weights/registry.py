@@ -8,6 +8,7 @@ nothing outside ``weights/`` downloads or parses checkpoint files.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
 from collections.abc import Callable
@@ -157,6 +158,30 @@ def published_size(ckpt: Checkpoint) -> int | None:
     return ckpt.size
 
 
+def human_bytes(size: int) -> str:
+    """``1234567`` -> ``"1.2 MB"`` (powers of 1000, as download sizes are quoted)."""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def size_label(ckpt: Checkpoint) -> str:
+    """The download size for listings: the published size; else an estimate from the networks
+    (:func:`parameter_bytes`) marked "est.", with "≥" when the file also holds optimizer state
+    (its notes say so) and "~" otherwise; "?" when neither is known."""
+    published = published_size(ckpt)
+    if published is not None:
+        return human_bytes(published)
+    estimate = parameter_bytes(ckpt)
+    if estimate is None:
+        return "?"
+    return f"{'≥' if 'optimizer' in ckpt.notes else '~'}{human_bytes(estimate)} est."
+
+
+@functools.lru_cache(maxsize=256)
 def parameter_bytes(ckpt: Checkpoint) -> int | None:
     """float32 bytes of every component's state dict, the networks built by their builders on
     torch's ``meta`` device (shapes only, no memory): an estimate of an unpublished file size, and a
