@@ -26,10 +26,11 @@ from pipelines.animation.examples import example_inputs
 from pipelines.animation.pipeline import MAX_OUTPUT_SIDE, MODES, animate
 from pipelines.common.device import gpu
 from pipelines.common.errors import NostalgiaError
+from pipelines.common.faces import FACE_ALIGNMENT_CHECKPOINTS
 from pipelines.common.media import outputs_root
 
 TITLE = "Animate"
-CHECKPOINTS: list[str] = [cfg.checkpoint_id for cfg in CONFIGS.values()]
+CHECKPOINTS: list[str] = [cfg.checkpoint_id for cfg in CONFIGS.values()] + list(FACE_ALIGNMENT_CHECKPOINTS)  # best frame
 
 MODEL_CHOICES = [(f"{cfg.label}: {cfg.purpose}", name) for name, cfg in CONFIGS.items()]
 MODE_HELP = (

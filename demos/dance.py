@@ -27,12 +27,13 @@ from demos.common import (
 )
 from pipelines.common.device import gpu, pick_device
 from pipelines.common.errors import InputError
+from pipelines.common.faces import FACE_ALIGNMENT_CHECKPOINTS
 from pipelines.common.media import load_image
 from pipelines.dance import pipeline
 from pipelines.dance.jobs import ACTIVE_STATES
 
 TITLE = "Dance"
-CHECKPOINTS: list[str] = ["edn/openpose_body"]
+CHECKPOINTS: list[str] = ["edn/openpose_body", *FACE_ALIGNMENT_CHECKPOINTS]  # face points: face-alignment when present
 
 PRESET_CHOICES = [
     ("Tiny - 128x64, minutes on a CPU (a preview of the method)", "tiny"),

@@ -210,12 +210,15 @@ def _colorize_checkpoints(args: argparse.Namespace) -> list[str]:
 
 def _animate_checkpoints(args: argparse.Namespace) -> list[str]:
     from pipelines.animation.config import get_config
+    from pipelines.common.faces import FACE_ALIGNMENT_CHECKPOINTS
 
-    return [get_config(args.model).checkpoint_id]
+    return [get_config(args.model).checkpoint_id, *(FACE_ALIGNMENT_CHECKPOINTS if args.best_frame else ())]
 
 
 def _dance_checkpoints(args: argparse.Namespace) -> list[str]:
-    return ["edn/openpose_body"]
+    from pipelines.common.faces import FACE_ALIGNMENT_CHECKPOINTS
+
+    return ["edn/openpose_body", *FACE_ALIGNMENT_CHECKPOINTS]  # face points: face-alignment when present
 
 
 def _nostalgia_checkpoints(args: argparse.Namespace) -> list[str]:

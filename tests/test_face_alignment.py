@@ -120,3 +120,16 @@ def test_the_size_estimate_matches_the_fixture_file(fa_cache: Path) -> None:
         on_disk = (fa_cache / cid / ckpt.filename).stat().st_size
         assert estimate is not None and 0 <= on_disk - estimate < 0.01 * estimate
         assert registry.size_label(ckpt) == f"~{registry.human_bytes(estimate)} est."
+
+
+def test_fixture_face_alignment_files_are_announced_where_they_are_used(fa_weights_dir: Path) -> None:
+    """Noise landmarks change Animate's best frame and Dance's face points: the banner names those
+    tabs and the CLI's dance command warns."""
+    import argparse
+
+    import app as app_module
+    from pipelines.__main__ import fixture_warning
+
+    assert app_module.tabs_using(list(faces.FACE_ALIGNMENT_CHECKPOINTS)) == ["Animate", "Dance"]
+    warning = fixture_warning(argparse.Namespace(command="dance"))
+    assert warning is not None and faces.FAN_CHECKPOINT in warning and faces.S3FD_CHECKPOINT in warning

@@ -213,6 +213,7 @@ def face_at(boxes: np.ndarray, x: float, y: float) -> int | None:
 #: S3FD detector that finds the faces for it. Both are needed; the package never downloads them itself.
 FAN_CHECKPOINT = "face_alignment/fan_2d"
 S3FD_CHECKPOINT = "face_alignment/s3fd"
+FACE_ALIGNMENT_CHECKPOINTS = (FAN_CHECKPOINT, S3FD_CHECKPOINT)
 
 _FA: dict[str, Any] = {}
 
@@ -224,7 +225,7 @@ def face_alignment_weights_present() -> bool:
 
     if importlib.util.find_spec("face_alignment") is None:
         return False
-    return all(store.status(registry.get(cid)).state in ("verified", "present", "fixture") for cid in (FAN_CHECKPOINT, S3FD_CHECKPOINT))
+    return all(store.status(registry.get(cid)).state in ("verified", "present", "fixture") for cid in FACE_ALIGNMENT_CHECKPOINTS)
 
 
 def landmarker_name() -> str:

@@ -37,7 +37,7 @@ CHECKPOINTS: list[Checkpoint] = [
         filename="2DFAN4-11f355bf06.pth.tar",
         description=(
             "face-alignment's 2D-FAN-4 (four stacked hourglasses): the 68 iBUG-300W landmarks of a face, "
-            "used by Restore's face alignment, Animate's face crops and Dance's 70 face points when present "
+            "used by Animate's best-frame search (as the original demo) and Dance's 70 face points when present "
             "(else dlib's 68-point predictor)."
         ),
         licence=LICENCE,
