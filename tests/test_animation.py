@@ -18,7 +18,14 @@ import torch
 from pipelines.animation import networks as N
 from pipelines.animation.config import CONFIGS, TPSMMConfig, get_config
 from pipelines.animation.crop import crop_square, extract, feather_mask, paste
-from pipelines.animation.pipeline import TPSMMPipeline, animate, best_frame_index, hull_scale, normalize_kp
+from pipelines.animation.pipeline import (
+    TPSMMPipeline,
+    animate,
+    animate_faces,
+    best_frame_index,
+    hull_scale,
+    normalize_kp,
+)
 from pipelines.animation.preprocess import resize_like_skimage_0183, to_uint8_like_skimage
 from pipelines.common.errors import InputError
 from pipelines.common.media import probe_video, read_video, video_streams
@@ -219,6 +226,30 @@ def test_crop_and_feathered_paste() -> None:
     out = paste(photo, white, square)
     assert np.array_equal(out[:, :left], photo[:, :left])  # outside the square untouched
     assert (out[top + square.side // 2, left + square.side // 2] == 255).all()
+
+
+def test_faces_of_a_photo_each_move_like_one_face_animated_alone() -> None:
+    """The multi-face loop (one driving pass for all faces) gives each face the frames a
+    single-face animation of its crop gives, and pastes every face back into the photo."""
+    rng = np.random.default_rng(2)
+    photo = rng.integers(0, 255, (160, 260, 3), dtype=np.uint8)
+    boxes = np.array([[30, 50, 80, 100], [170, 60, 215, 105]])
+    driving = [to_uint8_like_skimage(f) for f in _frames(4, size=96)]
+    motion = animate_faces(photo, boxes, [1, 0], driving, 10.0, crop_driving=False, pipeline=_tiny_pipeline())
+    assert motion.face_numbers == [1, 0] and len(motion) == 4 and motion.fps == 10.0
+    driving_inputs = [resize_like_skimage_0183(f, (64, 64)) for f in driving]
+    squares = [crop_square(boxes[1]), crop_square(boxes[0])]
+    for clip, square in zip(motion.clips, squares, strict=True):
+        source = resize_like_skimage_0183(extract(photo, square), (64, 64))
+        alone = _tiny_pipeline().animate_arrays(source, driving_inputs, "relative").frames
+        assert np.array_equal(clip, to_uint8_like_skimage(alone))
+    assert not np.array_equal(motion.clips[0], motion.clips[1])
+    frame = motion.frame(3)
+    assert np.array_equal(frame, paste(paste(photo, motion.clips[0][3], squares[0]), motion.clips[1][3], squares[1]))
+    between = slice(squares[1].left + squares[1].side, squares[0].left)  # no face square there
+    assert between.start < between.stop and np.array_equal(frame[:, between], photo[:, between])
+    with pytest.raises(InputError, match="no frames"):
+        animate_faces(photo, boxes, [0], [], 10.0, pipeline=_tiny_pipeline())
 
 
 # --------------------------------------------------------------------------- whole photo, video, errors

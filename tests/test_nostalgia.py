@@ -269,6 +269,38 @@ def test_story_animates_all_faces_over_the_narration(ensure_fixtures, couple: Pa
     assert result.steps[0].name == "Narration"
 
 
+@pytest.mark.slow
+def test_chain_animates_faces_through_the_animation_pipeline_loop(
+    ensure_fixtures, couple: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chain's animation step is the animation pipeline's multi-face loop: it runs through
+    ``iter_photo_animation`` and gives the frames a direct ``animate_faces`` call gives."""
+    from pipelines.animation import pipeline as animation
+    from pipelines.common.media import read_video
+    from pipelines.nostalgia.motion import preset_driving_video
+    from pipelines.nostalgia.pipeline import NostalgiaPipeline
+
+    ensure_fixtures(["tpsmm/vox"])
+    calls: list[int] = []
+    loop = animation.iter_photo_animation
+
+    def counted(pipe, placement, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(len(placement.squares))
+        yield from loop(pipe, placement, *args, **kwargs)
+
+    monkeypatch.setattr(animation, "iter_photo_animation", counted)
+    options = NostalgiaOptions(restore=False, colorize="no", all_faces=True, motion_seconds=0.2, motion_fps=10,
+                               precision="exact")  # fmt: skip
+    result = NostalgiaPipeline()(couple, options, write_video=False)
+    assert calls == [2] and result.motion is not None and result.motion.face_numbers == [0, 1]
+    driving, info = read_video(preset_driving_video(options.preset, 0.2, 10))
+    direct = animation.animate_faces(result.image, result.face_boxes, [0, 1], driving, info.fps, precision="exact")
+    assert len(result.motion) == len(direct) == 2
+    for chained, alone in zip(result.motion.clips, direct.clips, strict=True):
+        assert np.array_equal(chained, alone)
+    assert np.array_equal(result.motion.frame(1), direct.frame(1))
+
+
 def test_colour_decision_on_real_old_photos(reference_dir: Path) -> None:
     from pipelines.common.media import load_image
 

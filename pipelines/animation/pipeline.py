@@ -9,7 +9,9 @@ the down-sampled source and its heatmaps, and the inpainting encoder features.
 :func:`animate` is the whole-photo path the app uses: find the face(s) in the photo, crop like
 the training data, animate the crop, paste it back into the full-resolution photo with a
 feathered blend, and write H.264 at the driving video's fps with its audio (plus an optional
-side-by-side video).
+side-by-side video). :func:`animate_faces` is the same for several faces and decoded driving
+frames, kept as crops (:class:`FaceMotion`) for the Nostalgia chain; both run the one multi-face
+loop, :func:`iter_photo_animation`.
 """
 
 from __future__ import annotations
@@ -183,17 +185,35 @@ class TPSMMPipeline:
     ) -> Iterator[tuple[list[int], np.ndarray]]:
         """Yield ``(indices, frames)`` batches in ``order``; ``frame_at(i)`` gives driving frame i
         as float (S, S, 3) in [0, 1]. ``kp_initial`` is the reference driving pose (relative)."""
-        scale = hull_scale(src.kp, kp_initial) if mode == "relative" and kp_initial is not None else None
+        for idx, (frames,) in self.iter_animations([src], frame_at, order, mode, kp_initial, stages):
+            yield idx, frames
+
+    def iter_animations(
+        self,
+        sources: Sequence[_Source],
+        frame_at: Callable[[int], np.ndarray],
+        order: Sequence[int],
+        mode: str,
+        kp_initial: torch.Tensor | None,
+        stages: dict[str, list[torch.Tensor]] | None = None,
+    ) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+        """:meth:`iter_animation` for several sources driven by the same frames: each batch of
+        driving frames is read and its keypoints detected once, then every source is animated by
+        it; yields ``(indices, [frames of each source])``. ``stages`` records the first source's."""
+        scales = [hull_scale(src.kp, kp_initial) if mode == "relative" and kp_initial is not None else None
+                  for src in sources]  # fmt: skip
         for start in range(0, len(order), self.batch_size):
             stop_point()  # each batch (one frame on a CPU) takes seconds there: every caller, every face
             idx = list(order[start : start + self.batch_size])
             kp_driving = self.keypoints([frame_at(i) for i in idx])
-            kp_norm = normalize_kp(mode, src.kp, kp_driving, kp_initial, self.avd, scale)
-            prediction = self._generate(src, kp_norm)
-            if stages is not None:
-                stages.setdefault("kp_driving", []).append(kp_driving)
-                stages.setdefault("kp_norm", []).append(kp_norm)
-            yield idx, prediction.permute(0, 2, 3, 1).float().cpu().numpy()
+            batches = []
+            for k, (src, scale) in enumerate(zip(sources, scales, strict=True)):
+                kp_norm = normalize_kp(mode, src.kp, kp_driving, kp_initial, self.avd, scale)
+                batches.append(self._generate(src, kp_norm).permute(0, 2, 3, 1).float().cpu().numpy())
+                if stages is not None and k == 0:
+                    stages.setdefault("kp_driving", []).append(kp_driving)
+                    stages.setdefault("kp_norm", []).append(kp_norm)
+            yield idx, batches
 
     @torch.inference_mode()
     def animate_arrays(
@@ -285,6 +305,139 @@ def _chunks(items: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]
             part = []
     if part:
         yield part
+
+
+# --------------------------------------------------------------------------- the faces of a whole photo
+
+
+def driving_input(side: int, square: crops.CropSquare | None) -> Callable[[np.ndarray], np.ndarray]:
+    """A function from a driving frame (uint8, any size) to the model's input: the frame cropped
+    to the driving video's face ``square`` (None: whole) and resized like the demo, float (S, S, 3)."""
+
+    def model_input(frame: np.ndarray) -> np.ndarray:
+        cropped = crops.extract(frame, square) if square is not None else frame
+        return resize_like_skimage_0183(cropped, (side, side))[..., :3]
+
+    return model_input
+
+
+@dataclass
+class PhotoPlacement:
+    """Where animated crops come from and go back to in a photo: the training-style ``squares``
+    of its faces (pasted back through feathered masks), or ``None`` for the whole photo (animated
+    resized to the model's square and resized back)."""
+
+    photo: np.ndarray  # RGB uint8 (H, W, 3)
+    squares: list[crops.CropSquare] | None
+
+    def __post_init__(self) -> None:
+        self._masks = [crops.feather_mask(square.side) for square in self.squares or []]
+
+    def sources(self, side: int) -> list[np.ndarray]:
+        """The model inputs, one per face (or the whole photo): float (side, side, 3)."""
+        regions = [crops.extract(self.photo, sq) for sq in self.squares] if self.squares is not None else [self.photo]
+        return [resize_like_skimage_0183(region, (side, side))[..., :3] for region in regions]
+
+    def compose(self, animated: Sequence[np.ndarray]) -> np.ndarray:
+        """The whole photo with the animated uint8 crops (one per source) put back."""
+        if self.squares is None:
+            height, width = self.photo.shape[:2]
+            return crops.resize_uint8(animated[0], (width, height))
+        out = self.photo
+        for square, crop, mask in zip(self.squares, animated, self._masks, strict=True):
+            out = crops.paste(out, crop, square, mask)
+        return out
+
+
+def iter_photo_animation(
+    pipe: TPSMMPipeline,
+    placement: PhotoPlacement,
+    frame_at: Callable[[int], np.ndarray],
+    n_frames: int,
+    mode: str,
+    reference: np.ndarray,
+    progress: ProgressFn | None = None,
+) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+    """The multi-face loop: every face of ``placement`` (or the whole photo) driven by the same
+    driving frames ``frame_at(0 .. n_frames - 1)`` (model inputs, see :func:`driving_input`), in
+    frame order, motion relative to the driving frame ``reference``.
+
+    Yields ``(indices, crops)``: ``crops[k]`` is the (B, S, S, 3) uint8 batch of face k, ready for
+    :meth:`PhotoPlacement.compose`. The source side of every face is prepared once and held while
+    the frames stream through (about 32 MB per face at 256 px); ``progress(done / n_frames, ...)``
+    is called after each batch, which is where a Stop request ends the job. Run it under
+    ``torch.inference_mode()``; the precision is the current mode (:func:`precisions.using`).
+    """
+    sources = [pipe.prepare_source(source) for source in placement.sources(pipe.config.img_size)]
+    kp_initial = pipe.keypoints([reference])
+    done = 0
+    for idx, batches in pipe.iter_animations(sources, frame_at, range(n_frames), mode, kp_initial):
+        yield idx, [to_uint8_like_skimage(batch) for batch in batches]
+        done += len(idx)
+        if progress:
+            progress(done / n_frames, f"frame {done}/{n_frames}")
+
+
+@dataclass
+class FaceMotion:
+    """A still photo plus animated face crops kept in memory (``T x S x S`` per face, small);
+    :meth:`frame` composes whole-photo frame ``i`` on demand, so a caller can keep editing or
+    looping the animation (the Nostalgia chain and its story)."""
+
+    placement: PhotoPlacement
+    clips: list[np.ndarray]  # per face (T, S, S, 3) uint8
+    fps: float
+    face_numbers: list[int]  # 0-based indices (largest first) of the animated faces
+
+    def __len__(self) -> int:
+        return len(self.clips[0]) if self.clips else 0
+
+    def frame(self, i: int) -> np.ndarray:
+        return self.placement.compose([clip[i] for clip in self.clips])
+
+    def frames(self) -> Iterator[np.ndarray]:
+        for i in range(len(self)):
+            yield self.frame(i)
+
+
+def animate_faces(
+    photo: np.ndarray,
+    boxes: np.ndarray,
+    face_numbers: Sequence[int],
+    driving_frames: Sequence[np.ndarray],
+    fps: float,
+    *,
+    model: str = "vox",
+    mode: str = "relative",
+    crop_driving: bool = True,
+    batch_size: int | None = None,
+    pipeline: TPSMMPipeline | None = None,
+    progress: ProgressFn | None = None,
+    precision: str | None = None,
+) -> FaceMotion:
+    """Animate the faces ``face_numbers`` (rows of ``boxes``) of ``photo`` by the decoded driving
+    frames, motion relative to the first one, and keep the result as crops (:class:`FaceMotion`).
+    The same loop as :func:`animate` (:func:`iter_photo_animation`), for frames already in memory."""
+    if mode not in MODES:
+        raise InputError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
+    cfg = pipeline.config if pipeline is not None else get_config(model)
+    if not cfg.face:
+        raise InputError(f"The {cfg.name} model is not a face model; faces are animated with 'vox'.")
+    if not len(driving_frames):
+        raise InputError("The driving video has no frames.")
+    with precisions.using(precision):
+        model_input = driving_input(cfg.img_size, crops.driving_square(driving_frames) if crop_driving else None)
+        pipe = pipeline or TPSMMPipeline.from_pretrained(cfg.name, batch_size=batch_size)
+        placement = PhotoPlacement(photo, [crops.crop_square(boxes[number]) for number in face_numbers])
+        n, side = len(driving_frames), cfg.img_size
+        clips = [np.empty((n, side, side, 3), dtype=np.uint8) for _ in face_numbers]
+        with torch.inference_mode(), oom_guard("Try a shorter driving motion or fewer faces."):
+            frames = iter_photo_animation(pipe, placement, lambda i: model_input(driving_frames[i]), n, mode,
+                                          model_input(driving_frames[0]), progress)  # fmt: skip
+            for idx, batches in frames:
+                for clip, batch in zip(clips, batches, strict=True):
+                    clip[idx] = batch
+    return FaceMotion(placement, clips, fps, list(face_numbers))
 
 
 # --------------------------------------------------------------------------- whole-photo animation
@@ -404,7 +557,6 @@ def _animate(
     if n_frames < info.n_frames:
         notes.append(f"Used the first {n_frames / info.fps:.1f} s of the {info.duration:.1f} s driving video "
                      f"({n_frames} of {info.n_frames} frames).")  # fmt: skip
-    size = (cfg.img_size, cfg.img_size)
 
     faces_found, square, chosen = 0, None, None
     if cfg.face and crop_faces:
@@ -418,20 +570,12 @@ def _animate(
             raise InputError(f"Face {face_index + 1} was requested but the photo has {faces_found} face(s) (numbered from 1, largest first).")
         chosen = face_index
         square = crops.crop_square(boxes[face_index])
-        source_crop = crops.extract(photo, square)
-    else:
-        source_crop = photo
+    placement = PhotoPlacement(photo, [square] if square is not None else None)
     drive_square = crops.driving_square(media.iter_frames(driving_video)) if (cfg.face and crop_driving) else None
     if cfg.face and crop_driving and drive_square is None:
         notes.append("No face found in the driving video; its whole frames were used.")
+    model_input = driving_input(cfg.img_size, drive_square)
 
-    def driving_crop(frame: np.ndarray) -> np.ndarray:
-        return crops.extract(frame, drive_square) if drive_square is not None else frame
-
-    def model_input(frame: np.ndarray) -> np.ndarray:
-        return resize_like_skimage_0183(driving_crop(frame), size)[..., :3]
-
-    source_f = resize_like_skimage_0183(source_crop, size)[..., :3]
     report(0.05, "loading the model")
     pipe = pipeline or TPSMMPipeline.from_pretrained(cfg.name, batch_size=batch_size)
 
@@ -440,7 +584,7 @@ def _animate(
         report(0.07, "finding the best-matching driving frame")
         first = itertools.islice(media.iter_frames(driving_video), n_frames)
         small = (to_uint8_like_skimage(model_input(f)) for f in first)
-        best = best_frame_index(to_uint8_like_skimage(source_f), small)
+        best = best_frame_index(to_uint8_like_skimage(placement.sources(cfg.img_size)[0]), small)
     elif find_best_frame:
         notes.append("Best-frame search needs faces; it applies to the vox model only.")
 
@@ -448,35 +592,27 @@ def _animate(
     # frame, so frames are animated in their natural order, streamed from the decoder to the
     # encoders: one driving frame and one batch of results in memory, whatever the video's length.
     start = best or 0
-    reference = _Sequential(media.iter_frames(driving_video), model_input)
-    ph, pw = photo.shape[:2]
-    mask = crops.feather_mask(square.side) if square is not None else None
+    ph = photo.shape[0]
     out_path = media.new_output_path(".mp4", prefix="animation")
     sbs_path = media.new_output_path(".mp4", prefix="side_by_side") if side_by_side else None
-
-    def composed(frame: np.ndarray) -> np.ndarray:
-        if square is not None:
-            return crops.paste(photo, frame, square, mask)
-        return crops.resize_uint8(frame, (pw, ph))
 
     def beside(drv: np.ndarray, result: np.ndarray) -> np.ndarray:
         dw = max(2, round(drv.shape[1] * ph / drv.shape[0]))
         return np.concatenate([crops.resize_uint8(drv, (dw, ph)), result], axis=1)
 
+    def animating(fraction: float, message: str = "") -> None:
+        report(0.1 + 0.85 * fraction, f"animating {message}")
+
     def outputs() -> Iterator[tuple[np.ndarray, ...]]:
+        reference = _Sequential(media.iter_frames(driving_video), model_input)(start)
         stream = _Sequential(media.iter_frames(driving_video), model_input, keep_raw=sbs_path is not None)
-        kp_initial = pipe.keypoints([reference(start)])
-        done = 0
-        for idx, batch in pipe.iter_animation(src, stream, range(n_frames), mode, kp_initial):
+        for idx, batches in iter_photo_animation(pipe, placement, stream, n_frames, mode, reference, animating):
             raw = stream.take(idx) if sbs_path is not None else []
-            for k, frame in enumerate(batch):
-                result = composed(to_uint8_like_skimage(frame))
+            for k in range(len(idx)):
+                result = placement.compose([batch[k] for batch in batches])
                 yield (result,) if sbs_path is None else (result, beside(raw[k], result))
-            done += len(idx)
-            report(0.1 + 0.85 * done / n_frames, f"animating frame {done}/{n_frames}")
 
     with torch.inference_mode(), oom_guard("Try a shorter driving video or a smaller batch size."):
-        src = pipe.prepare_source(source_f)
         paths = [out_path] if sbs_path is None else [out_path, sbs_path]
         with media.discard_on_failure(out_path), media.discard_on_failure(paths[-1]):
             media.write_videos(outputs(), paths, info.fps, audio_from=driving_video)

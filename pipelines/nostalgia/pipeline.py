@@ -26,13 +26,14 @@ from typing import Any
 import numpy as np
 
 from pipelines.animation import crop as crops
+from pipelines.animation.pipeline import FaceMotion, animate_faces
 from pipelines.common import faces, media
 from pipelines.common import precision as precisions
 from pipelines.common.errors import InputError
 from pipelines.common.progress import ProgressFn
 from pipelines.nostalgia import analysis
 from pipelines.nostalgia.config import NostalgiaOptions
-from pipelines.nostalgia.motion import FaceMotion, animate_faces, choose_faces, preset_driving_video
+from pipelines.nostalgia.motion import choose_faces, preset_driving_video
 
 # Share of the progress bar each step takes (the animation dominates on a CPU).
 _SPANS = {"restore": (0.0, 0.35), "colorize": (0.35, 0.5), "animate": (0.5, 0.97)}
