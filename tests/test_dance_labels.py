@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
+from pipelines.common.disk import read_json, write_json
 from pipelines.dance import pipeline
 from pipelines.dance import target as target_module
 from pipelines.dance.config import TrainConfig
 from pipelines.dance.face_points import face_points
-from pipelines.dance.files import read_json, write_json
 from pipelines.dance.networks import GeneratorConfig
 from pipelines.dance.normalize import normalize_sequence
 from pipelines.dance.render import face_box, render_label

@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 import torch
 
+from pipelines.common.disk import write_json
 from pipelines.common.errors import InputError
 from pipelines.common.media import probe_video
 from pipelines.dance import pipeline
 from pipelines.dance import target as target_module
 from pipelines.dance.config import TrainConfig
-from pipelines.dance.files import write_json
 from pipelines.dance.jobs import job_config, launch, read_status, run_job
 from pipelines.dance.target import prepare_target_from_arrays, split_holdout, target_training_data
 from pipelines.dance.trainer import Trainer

@@ -149,7 +149,7 @@ def test_prune_by_ttl_and_budget_keeps_active(tmp_path: Path) -> None:
         folder = root / f"job-{i}"
         folder.mkdir(parents=True)
         (folder / "data.bin").write_bytes(b"\0" * (mb * 1_000_000))
-        jobs._write_json(folder / jobs.OWNER_FILE, {"owner": "x", "used": now - age_h * 3600})
+        disk.write_json(folder / jobs.OWNER_FILE, {"owner": "x", "used": now - age_h * 3600})
         for path in (folder, folder / "data.bin", folder / jobs.OWNER_FILE):
             os.utime(path, (now - age_h * 3600, now - age_h * 3600))
     report = jobs.prune_job_folders(root, jobs.JobPolicy(ttl_hours=72, budget_mb=5), active={"job-1"})
@@ -168,6 +168,23 @@ def test_remove_partials(tmp_path: Path) -> None:
     assert partial.name.startswith(disk.PARTIAL_PREFIX)
     assert disk.remove_partials(tmp_path / "out") == 1
     assert sorted(p.name for p in folder.iterdir()) == ["keep.mp4"]
+
+
+def test_json_state_files_are_replaced_whole(tmp_path: Path) -> None:
+    import numpy as np
+
+    path = tmp_path / "status.json"
+    disk.write_json(path, {"state": "training", "loss": np.float32(0.5), "step": 3})
+    disk.write_json(path, {**disk.read_json(path), "step": 4})
+    assert disk.read_json(path) == {"state": "training", "loss": 0.5, "step": 4}
+    assert [p.name for p in tmp_path.iterdir()] == ["status.json"]  # no partial file left behind
+    path.write_text("[1, 2]")
+    assert disk.read_json(path) == {}  # not an object
+    path.write_text('{"state": "trai')
+    assert disk.read_json(path) == {} and disk.read_json(tmp_path / "missing.json") == {}
+    with pytest.raises(OSError):  # a deleted job folder is not re-created by a late write
+        disk.write_json(tmp_path / "gone" / "status.json", {"state": "done"})
+    assert not (tmp_path / "gone").exists()
 
 
 def test_result_folders_stay_within_their_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

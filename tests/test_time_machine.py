@@ -239,10 +239,10 @@ def test_ttl_removes_idle_persons(alice_person, tm_env, monkeypatch: pytest.Monk
     person = _copy_person(alice_person, "dave")
     folder = tm.persons_dir() / person
     old = time.time() - 100 * 3600
-    from pipelines.common.jobs import _read_json, _write_json
+    from pipelines.common.disk import read_json, write_json
 
-    meta = _read_json(folder / "owner.json")
-    _write_json(folder / "owner.json", {**meta, "used": old})
+    meta = read_json(folder / "owner.json")
+    write_json(folder / "owner.json", {**meta, "used": old})
     for p in [folder, *folder.rglob("*")]:
         os.utime(p, (old, old))
     monkeypatch.setenv("NOSTALGIA_JOB_TTL_HOURS", "1")

@@ -4,18 +4,22 @@ One way to bound every folder the app writes to (per-request results, Gradio's u
 Dance targets, other job folders): :func:`prune` removes the entries of a folder that are older
 than a time-to-live, then the oldest ones until the rest fits a byte budget. Partial results are
 written under :func:`partial_name` (a hidden ``.partial-`` name) and renamed when complete;
-:func:`remove_partials` deletes the leftovers of a killed process at start-up.
+:func:`remove_partials` deletes the leftovers of a killed process at start-up. Small JSON state
+files (job status, owners, configs) go through :func:`write_json` / :func:`read_json` the same way.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("nostalgia.disk")
 
@@ -114,6 +118,29 @@ def prune(
 def partial_name(final: Path) -> Path:
     """Where to write ``final`` until it is complete (then ``os.replace`` it into place)."""
     return final.with_name(f"{PARTIAL_PREFIX}{os.getpid()}-{final.name}")
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write a JSON object atomically: into a partial file of this process and thread, then
+    renamed into place, so a reader (the UI polling a job's status, another process) never sees
+    half a file. Numpy scalars are written as numbers. The folder must exist: a job that writes
+    late never re-creates a folder that was deleted."""
+    tmp = path.with_name(f"{PARTIAL_PREFIX}{os.getpid()}-{threading.get_ident()}-{path.name}")
+    try:
+        tmp.write_text(json.dumps(data, indent=1, default=float))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """The file's JSON object, or ``{}`` when it is missing, unreadable or not an object (a job not
+    started yet)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def remove_partials(root: Path, *, max_depth: int = 3) -> int:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import re
@@ -133,22 +132,22 @@ def owner_key(owner: str) -> str:
 def claim(folder: Path, owner: str) -> None:
     """Record ``owner`` as the owner of the job folder (written once, when it is created)."""
     now = time.time()
-    _write_json(folder / OWNER_FILE, {"owner": owner_key(owner), "created": now, "used": now})
+    disk.write_json(folder / OWNER_FILE, {"owner": owner_key(owner), "created": now, "used": now})
 
 
 def touch(folder: Path) -> None:
     """Mark a job as used now (its TTL counts from the last use)."""
-    data = _read_json(folder / OWNER_FILE)
+    data = disk.read_json(folder / OWNER_FILE)
     if data:
         data["used"] = time.time()
-        _write_json(folder / OWNER_FILE, data)
+        disk.write_json(folder / OWNER_FILE, data)
 
 
 def owns(folder: Path, owner: str | None) -> bool:
     """Whether ``owner`` may see and act on the job: always locally; in public mode only its owner."""
     if not public_mode():
         return True
-    data = _read_json(folder / OWNER_FILE)
+    data = disk.read_json(folder / OWNER_FILE)
     return bool(owner) and data.get("owner") == owner_key(str(owner))
 
 
@@ -167,7 +166,7 @@ def owned_folders(root: Path, owner: str | None) -> list[Path]:
 
 
 def job_last_used(folder: Path) -> float:
-    data = _read_json(folder / OWNER_FILE)
+    data = disk.read_json(folder / OWNER_FILE)
     return max(float(data.get("used", 0.0)), disk.last_used(folder))
 
 
@@ -410,7 +409,7 @@ class ProcessSlots:
             for k, e in self._running.items()
         }
         try:
-            _write_json(self.state_file, data)
+            disk.write_json(self.state_file, data)
         except OSError:
             log.warning("%s slots: could not write %s", self.name, self.state_file)
 
@@ -418,31 +417,13 @@ class ProcessSlots:
         """Count the processes a previous app instance started that still run."""
         if self.state_file is None:
             return
-        for key, item in _read_json(self.state_file).items():
+        for key, item in disk.read_json(self.state_file).items():
             if pid_alive(item.get("pid")):
                 self._running[key] = _Entry(key, str(item.get("owner", "")), float(item.get("wall_s", 0) or 0) or 1e9,
                                             pid=int(item["pid"]), started=float(item.get("started", time.time())))  # fmt: skip
         self._save()
         if self._running:
             self._ensure_thread()
-
-
-# --------------------------------------------------------------------------- small JSON helpers
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, json.JSONDecodeError):
-        return {}
 
 
 # --------------------------------------------------------------------------- the machine-wide training cap

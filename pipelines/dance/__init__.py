@@ -27,7 +27,8 @@ Part A (poses) - nothing heavy is imported here; import the modules themselves:
 Part B (GAN), each module below only imports the ones above it:
 
 * ``networks`` / ``losses``: pix2pixHD generators and discriminators (original key names), GAN losses.
-* ``files``: atomic JSON/npz writes of a target folder (``write_json``, ``read_json``, ``save_npz``).
+* ``files``: atomic npz writes of a target folder (``save_npz``); JSON state through
+  ``pipelines.common.disk.write_json`` / ``read_json``.
 * ``config``: ``TrainConfig`` (one run's settings, ``job/config.json``) and ``check_resumable``.
 * ``target``: a target's data (and ``label_parts``/``for_labels``: what its labels draw): ``prepare_target_from_arrays`` / ``prepare_target_from_video``,
   ``detect_poses`` / ``detect_video_poses``, ``save_poses`` / ``load_poses``, ``target_training_data``

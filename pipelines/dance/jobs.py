@@ -30,11 +30,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from pipelines.common.disk import read_json, write_json
 from pipelines.common.errors import InputError
 from pipelines.common.jobs import pid_alive
 from pipelines.dance import distributed
 from pipelines.dance.config import TrainConfig, check_resumable
-from pipelines.dance.files import read_json, write_json
 from pipelines.dance.target import prepare_target_from_video, target_training_data
 from pipelines.dance.trainer import Status, Trainer
 

@@ -38,11 +38,11 @@ from PIL import Image
 from pipelines.common import jobs as common_jobs
 from pipelines.common import precision as precisions
 from pipelines.common.device import pick_device
+from pipelines.common.disk import read_json, write_json
 from pipelines.common.errors import InputError
 from pipelines.common.progress import ProgressFn
 from pipelines.dance import jobs
 from pipelines.dance.config import TrainConfig
-from pipelines.dance.files import read_json, write_json
 from pipelines.dance.target import label_parts, prepare_target_from_arrays
 from pipelines.dance.transfer import DanceTransferPipeline, TransferResult
 

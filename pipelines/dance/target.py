@@ -30,9 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.common.disk import read_json, write_json
 from pipelines.common.errors import InputError
 from pipelines.dance.config import TrainConfig
-from pipelines.dance.files import read_json, save_npz, write_json
+from pipelines.dance.files import save_npz
 
 
 @dataclass

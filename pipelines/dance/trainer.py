@@ -42,11 +42,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipelines.common.device import pick_device
+from pipelines.common.disk import write_json
 from pipelines.common.lpips import load_lpips
 from pipelines.common.quality import measure
 from pipelines.dance import distributed, losses
 from pipelines.dance.config import TrainConfig, check_resumable
-from pipelines.dance.files import write_json
 from pipelines.dance.networks import MultiscaleDiscriminator, NLayerDiscriminator, batch_norm, init_weights
 from pipelines.dance.target import TargetData, split_holdout
 from pipelines.dance.transfer import generate_sequence, tensor_to_uint8

@@ -25,8 +25,8 @@ import torch
 
 from pipelines.common import precision as precisions
 from pipelines.common.device import oom_guard
+from pipelines.common.disk import read_json
 from pipelines.common.progress import ProgressFn, stop_point
-from pipelines.dance.files import read_json
 from pipelines.dance.target import (
     BODY_FACE,
     detect_video_poses,

@@ -30,9 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.common import jobs
+from pipelines.common.disk import read_json, write_json
 from pipelines.common.errors import InputError
-from pipelines.common.jobs import _read_json as read_json
-from pipelines.common.jobs import _write_json as write_json
 from pipelines.common.limits import public_mode
 from pipelines.common.progress import ProgressFn
 from pipelines.time_machine import photos as photo_prep

@@ -33,9 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pipelines.common.disk import read_json, write_json
 from pipelines.common.errors import InputError
-from pipelines.common.jobs import _read_json as read_json
-from pipelines.common.jobs import _write_json as write_json
 from pipelines.time_machine.config import TrainConfig
 
 log = logging.getLogger("nostalgia.time_machine")
