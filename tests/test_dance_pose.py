@@ -68,6 +68,20 @@ def test_other_body_formats_are_drawn_with_their_own_tables() -> None:
     assert tuple(render_canvas(Pose(sk.coco18_to_body23(coco)))[500, 960]) == (255, 255, 255)  # no neck-hip limb in BODY_23
 
 
+def test_estimator_constants_read_the_original_spellings() -> None:
+    from pipelines.dance.hands import HandEstimatorConfig
+
+    assert op.BodyEstimatorConfig.from_dict({}) == op.BodyEstimatorConfig()
+    body = op.BodyEstimatorConfig.from_dict(
+        {"scale_search": [1, 2], "padValue": 100, "pad_value": 5, "mid_num": 5.0, "thre1": "0.2", "unknown": 1}
+    )
+    assert body == op.BodyEstimatorConfig(scale_search=(1.0, 2.0), pad_value=100, mid_num=5, thre1=0.2)
+    assert isinstance(body.mid_num, int) and isinstance(body.scale_search[0], float)
+    hand = HandEstimatorConfig.from_dict({"ratioWristElbow": 0.5, "min_box": "30", "gaussian_sigma": 3})
+    assert hand == HandEstimatorConfig(ratio_wrist_elbow=0.5, min_box=30)
+    assert hand.scale_search == (0.5, 1.0, 1.5, 2.0) and isinstance(hand.gaussian_sigma, float)
+
+
 def test_wrong_keypoint_counts() -> None:
     with pytest.raises(InputError, match="70 keypoints"):
         Pose(np.zeros((23, 3)), face=np.zeros(30))

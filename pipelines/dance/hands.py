@@ -43,7 +43,13 @@ from torch import nn
 
 from pipelines.common import precision as precisions
 from pipelines.common.progress import stop_point
-from pipelines.dance.openpose import NetworkInput, maps_to_image, network_inputs, sequential_with_relu
+from pipelines.dance.openpose import (
+    NetworkInput,
+    estimator_config,
+    maps_to_image,
+    network_inputs,
+    sequential_with_relu,
+)
 
 CHECKPOINT_ID = "edn/openpose_hand"
 NUM_HAND_POINTS = 21
@@ -190,17 +196,7 @@ class HandEstimatorConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> HandEstimatorConfig:
         """From a reference case's ``config`` (original spellings such as ``padValue`` accepted)."""
-        v = dict(values)
-        return cls(
-            scale_search=tuple(float(s) for s in v.get("scale_search", cls.scale_search)),
-            boxsize=int(v.get("boxsize", cls.boxsize)),
-            stride=int(v.get("stride", cls.stride)),
-            pad_value=int(v.get("padValue", v.get("pad_value", cls.pad_value))),
-            thre=float(v.get("thre", cls.thre)),
-            gaussian_sigma=float(v.get("gaussian_sigma", cls.gaussian_sigma)),
-            ratio_wrist_elbow=float(v.get("ratioWristElbow", v.get("ratio_wrist_elbow", cls.ratio_wrist_elbow))),
-            min_box=int(v.get("min_box", cls.min_box)),
-        )
+        return estimator_config(cls, values)
 
 
 def average_maps(maps: Sequence[np.ndarray], inputs: Sequence[NetworkInput], stride: int) -> np.ndarray:

@@ -37,8 +37,8 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -188,17 +188,26 @@ class BodyEstimatorConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> BodyEstimatorConfig:
         """From a reference case's ``config`` (original spellings such as ``padValue`` accepted)."""
-        v = dict(values)
-        return cls(
-            scale_search=tuple(float(s) for s in v.get("scale_search", cls.scale_search)),
-            boxsize=int(v.get("boxsize", cls.boxsize)),
-            stride=int(v.get("stride", cls.stride)),
-            pad_value=int(v.get("padValue", v.get("pad_value", cls.pad_value))),
-            thre1=float(v.get("thre1", cls.thre1)),
-            thre2=float(v.get("thre2", cls.thre2)),
-            mid_num=int(v.get("mid_num", cls.mid_num)),
-            gaussian_sigma=float(v.get("gaussian_sigma", cls.gaussian_sigma)),
-        )
+        return estimator_config(cls, values)
+
+
+# The original's spelling of a constant where it differs from the field name (it wins when both are given).
+ORIGINAL_SPELLINGS = {"pad_value": "padValue", "ratio_wrist_elbow": "ratioWristElbow"}
+C = TypeVar("C")
+
+
+def estimator_config(cls: type[C], values: Mapping[str, Any]) -> C:
+    """An estimator's constants (a dataclass whose every field has a default) from a reference
+    case's ``config``: each field read by its original spelling or its own name and cast like its
+    default (a tuple as floats); a field not given keeps its default."""
+    given: dict[str, Any] = {}
+    for item in fields(cls):  # type: ignore[arg-type]
+        name = item.name
+        value = values.get(ORIGINAL_SPELLINGS.get(name, name), values.get(name))
+        if value is not None:
+            default = item.default
+            given[name] = tuple(float(s) for s in value) if isinstance(default, tuple) else type(default)(value)
+    return cls(**given)
 
 
 @dataclass
