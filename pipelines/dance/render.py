@@ -200,21 +200,23 @@ def resize_to_label(image_rgb: np.ndarray, size: tuple[int, int] = LABEL_SIZE) -
 def make_box(miny: int, maxy: int, minx: int, maxx: int, size: tuple[int, int] = LABEL_SIZE, box: int = FACE_BOX) -> tuple[int, int, int, int]:
     """Grow/shrink a box to ``box`` x ``box`` and keep it inside the label (EDN's makebox128)."""
     width, height = size
-    if maxy - miny != box:
-        maxy = maxy + (box - (maxy - miny)) // 2
-        miny = maxy - box
-        if maxy > height:
-            maxy, miny = height, height - box
-        if miny < 0:
-            miny, maxy = 0, box
-    if maxx - minx != box:
-        maxx = maxx + (box - (maxx - minx)) // 2
-        minx = maxx - box
-        if maxx > width:
-            maxx, minx = width, width - box
-        if minx < 0:
-            minx, maxx = 0, box
+    miny, maxy = _fit_span(miny, maxy, box, height)
+    minx, maxx = _fit_span(minx, maxx, box, width)
     return miny, maxy, minx, maxx
+
+
+def _fit_span(low: int, high: int, box: int, limit: int) -> tuple[int, int]:
+    """One axis of :func:`make_box`: a span of another length is re-centred (EDN's integer
+    rounding: the end moves by half the difference) to ``box`` long, then moved inside ``0..limit``."""
+    if high - low == box:
+        return low, high
+    high = high + (box - (high - low)) // 2
+    low = high - box
+    if high > limit:
+        low, high = limit - box, limit
+    if low < 0:
+        low, high = 0, box
+    return low, high
 
 
 def face_centre(body: np.ndarray) -> tuple[float, float]:
