@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from pipelines.common.disk import write_json
 from pipelines.common.media import probe_video
 from pipelines.dance import pipeline
 from pipelines.dance import target as target_module
-from pipelines.dance.files import write_json
 from pipelines.dance.networks import GeneratorConfig
 from pipelines.dance.target import prepare_target_from_arrays
 

@@ -208,6 +208,8 @@ class TPSMMPipeline:
             kp_driving = self.keypoints([frame_at(i) for i in idx])
             batches = []
             for k, (src, scale) in enumerate(zip(sources, scales, strict=True)):
+                if k:
+                    stop_point()  # and each further face of the batch
                 kp_norm = normalize_kp(mode, src.kp, kp_driving, kp_initial, self.avd, scale)
                 batches.append(self._generate(src, kp_norm).permute(0, 2, 3, 1).float().cpu().numpy())
                 if stages is not None and k == 0:
