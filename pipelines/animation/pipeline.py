@@ -261,14 +261,15 @@ class TPSMMPipeline:
 
 
 def frame_landmarks(frames: Sequence[np.ndarray]) -> list[np.ndarray | None]:
-    """68-point landmarks of the first face of each uint8 frame (None where no face), from
-    face-alignment when its weights are cached (what the original uses), else from dlib."""
+    """68-point landmarks of the largest face of each uint8 frame (None where no face), from
+    face-alignment when its weights are in the weights cache (what the original uses), else from
+    dlib; only that face is fitted (one FAN pass pair per frame)."""
     from pipelines.common import faces
 
     out: list[np.ndarray | None] = []
     for f in frames:
         stop_point()
-        found = faces.best_face_landmarks(f)
+        found = faces.best_face_landmarks(f, max_faces=1)
         out.append(found[0] if found else None)
     return out
 

@@ -279,10 +279,10 @@ MAX_FAN_FACES = 16
 
 
 def best_face_landmarks(image: np.ndarray, upsample: int = 1, max_faces: int = MAX_FAN_FACES) -> list[np.ndarray]:
-    """68-point landmarks (iBUG order) of every face found, largest face first: from face-alignment
-    (S3FD + FAN, what the original TPSMM and OpenPose-quality pipelines use; the ``max_faces``
-    largest faces) when its weights are in the weights cache, else from dlib (which ships offline;
-    ``upsample`` is dlib's). Which one ran is :func:`landmarker_name`."""
+    """68-point landmarks (iBUG order) of the ``max_faces`` largest faces found, largest first:
+    from face-alignment (S3FD + FAN, what the original TPSMM and OpenPose-quality pipelines use)
+    when its weights are in the weights cache, else from dlib (which ships offline; ``upsample`` is
+    dlib's). Which one ran is :func:`landmarker_name`."""
     if landmarker_name() == "face-alignment":
         rgb = _as_rgb_uint8(image)
         with _CALL_LOCK:
@@ -291,7 +291,7 @@ def best_face_landmarks(image: np.ndarray, upsample: int = 1, max_faces: int = M
             boxes = sorted(boxes, key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))[: max(0, max_faces)]
             found = model.get_landmarks(rgb, detected_faces=boxes) if boxes else None
         return [np.asarray(lm, dtype=np.float64)[:, :2] for lm in (found or [])]
-    return face_landmarks(image, upsample=upsample)
+    return [landmarks68(image, box) for box in detect_faces(image, upsample=upsample)[: max(0, max_faces)]]
 
 
 def best_landmarks_in_box(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
