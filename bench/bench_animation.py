@@ -28,8 +28,7 @@ import numpy as np
 import torch
 
 from bench.harness import Bench
-from pipelines.animation import networks as N
-from pipelines.animation.config import get_config
+from pipelines.animation.config import PIPELINE_NETWORKS, get_config
 from pipelines.animation.pipeline import TPSMMPipeline, normalize_kp
 from pipelines.common import precision as precisions
 from weights.fixture import fixture_like
@@ -39,12 +38,7 @@ ORIGINAL_S_PER_FRAME = 1.79  # shared/BENCHMARKS.md: make_animation, relative, v
 
 def _networks(device: torch.device) -> dict[str, torch.nn.Module]:
     cfg = get_config("vox")
-    nets = {
-        "kp_detector": N.KPDetector(**cfg.kp_detector_args()),
-        "dense_motion_network": N.DenseMotionNetwork(**cfg.dense_motion_args()),
-        "inpainting_network": N.InpaintingNetwork(**cfg.inpainting_args()),
-        "avd_network": N.AVDNetwork(**cfg.avd_args()),
-    }
+    nets = {name: cfg.build(name) for name in PIPELINE_NETWORKS}
     for name, net in nets.items():
         net.load_state_dict(fixture_like(net, f"bench/{name}"), strict=True)
         net.to(device).eval()

@@ -95,6 +95,23 @@ class TPSMMConfig:
         base = ("kp_detector", "dense_motion_network", "inpainting_network", "avd_network")
         return (*base, "bg_predictor") if self.common.bg else base
 
+    def build(self, network: str) -> torch.nn.Module:
+        """One network of this config, randomly initialised (the weights come from the registry
+        or, in parity checks and benchmarks, from the fixture formula)."""
+        from pipelines.animation import networks
+
+        if network == "kp_detector":
+            return networks.KPDetector(**self.kp_detector_args())
+        if network == "dense_motion_network":
+            return networks.DenseMotionNetwork(**self.dense_motion_args())
+        if network == "inpainting_network":
+            return networks.InpaintingNetwork(**self.inpainting_args())
+        if network == "avd_network":
+            return networks.AVDNetwork(**self.avd_args())
+        if network == "bg_predictor":
+            return networks.BGMotionPredictor()
+        raise KeyError(f"unknown TPSMM network {network!r}; one of {', '.join(NETWORKS)}")
+
 
 CONFIGS: dict[str, TPSMMConfig] = {
     "vox": TPSMMConfig(
@@ -138,22 +155,11 @@ def config_from_model_params(model_params: dict[str, Any], name: str = "custom",
 # --------------------------------------------------------------------------- registry builder
 
 NETWORKS = ("kp_detector", "dense_motion_network", "inpainting_network", "avd_network", "bg_predictor")
+#: The networks :class:`~pipelines.animation.pipeline.TPSMMPipeline` runs (the demo never uses bg_predictor).
+PIPELINE_NETWORKS = NETWORKS[:4]
 
 
 def build_network(config: str, network: str) -> torch.nn.Module:
     """One network of a released config (random weights): the registry's builder of every TPSMM
     component (``weights/catalog/tpsmm.py`` passes ``config`` and ``network`` as data)."""
-    from pipelines.animation import networks
-
-    cfg = CONFIGS[config]
-    if network == "kp_detector":
-        return networks.KPDetector(**cfg.kp_detector_args())
-    if network == "dense_motion_network":
-        return networks.DenseMotionNetwork(**cfg.dense_motion_args())
-    if network == "inpainting_network":
-        return networks.InpaintingNetwork(**cfg.inpainting_args())
-    if network == "avd_network":
-        return networks.AVDNetwork(**cfg.avd_args())
-    if network == "bg_predictor":
-        return networks.BGMotionPredictor()
-    raise KeyError(f"unknown TPSMM network {network!r}; one of {', '.join(NETWORKS)}")
+    return CONFIGS[config].build(network)

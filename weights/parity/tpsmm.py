@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from pipelines.animation import networks as N
-from pipelines.animation.config import config_from_model_params
+from pipelines.animation.config import PIPELINE_NETWORKS, config_from_model_params
 from weights.parity.case import (
     Case,
     Comparison,
@@ -176,14 +176,7 @@ def checkpoint(case: Case) -> Outcome:
     """Whole-checkpoint keys of a released config, plus the cheap kp_detector / avd io."""
     out = Outcome()
     cfg = config_from_model_params(case.config["model_params"])
-    modules = {
-        "kp_detector": N.KPDetector(**cfg.kp_detector_args()),
-        "dense_motion_network": N.DenseMotionNetwork(**cfg.dense_motion_args()),
-        "inpainting_network": N.InpaintingNetwork(**cfg.inpainting_args()),
-        "avd_network": N.AVDNetwork(**cfg.avd_args()),
-    }
-    if cfg.common.bg:
-        modules["bg_predictor"] = N.BGMotionPredictor()
+    modules = {entry: cfg.build(entry) for entry in cfg.components}
     got = {f"{entry}.{k}": v for entry, m in modules.items() for k, v in state_dict_shapes(m).items()}
     if case.keys is not None:
         out.add(compare_keys("checkpoint.keys", got, case.keys))
@@ -222,12 +215,7 @@ def make_animation(case: Case) -> Outcome:
         cfg = get_config(str(cfg_meta.get("file", "vox")).rsplit("/", 1)[-1].removesuffix(".yaml"))
     size = tuple(cfg_meta.get("img_shape", (cfg.img_size, cfg.img_size)))
     salts = case.meta.get("salts") or {}
-    nets = {
-        "kp_detector": N.KPDetector(**cfg.kp_detector_args()),
-        "dense_motion_network": N.DenseMotionNetwork(**cfg.dense_motion_args()),
-        "inpainting_network": N.InpaintingNetwork(**cfg.inpainting_args()),
-        "avd_network": N.AVDNetwork(**cfg.avd_args()),
-    }
+    nets = {name: cfg.build(name) for name in PIPELINE_NETWORKS}
     for name, net in nets.items():
         salt = salts.get(name) or (case.salt or "").split()[0].replace("<subnet>", name)
         _load(net, case, state_dict_shapes(net), salt)
