@@ -342,3 +342,29 @@ def test_sizes_are_published_or_estimated_never_unknown() -> None:
     assert labels["deoldify/artistic"] == "255.1 MB"
     assert labels["tpsmm/vox"].startswith("≥") and labels["tpsmm/vox"].endswith("MB est.")
     assert labels["bopbtl/mapping_quality"].startswith("~") and labels["bopbtl/mapping_quality"].endswith("est.")
+
+
+def test_a_download_must_match_the_hash_prefix_its_name_carries(weights_dir: Path, server: _Server) -> None:
+    """torch.hub-style names (``name-<sha256 prefix>.pth``, face-alignment's files) are checked
+    against that prefix when no full sha256 is published."""
+    data, _ = _tiny_payload(nested=False)
+    server.files["/tiny"] = data
+    prefix = hashlib.sha256(data).hexdigest()[:10]
+    for given, lands in ((prefix, True), ("0" * 10 if not prefix.startswith("0") else "1" * 10, False)):
+        ckpt = registry.register(
+            Checkpoint(
+                id="test/prefixed", family="test", filename=f"tiny-{given}.pth", description="", licence="MIT",
+                components=(Component("net", "tests.tiny_models:build_linear"),),
+                sources=(Source(url=server.url("/tiny")),), sha256_prefix=given,
+            )
+        )
+        try:
+            if lands:
+                assert store.download(ckpt).read_bytes() == data
+                assert store.verify(ckpt).state == "present"
+            else:
+                with pytest.raises(store.WeightsMissingError, match="prefix in the file name"):
+                    store.download(ckpt)
+                assert not store.checkpoint_path(ckpt).exists()
+        finally:
+            registry.unregister(ckpt.id)

@@ -250,13 +250,15 @@ def download(
                 candidate = partial
             if ckpt.size is not None and candidate.stat().st_size != ckpt.size:
                 raise OSError(f"size {candidate.stat().st_size} != expected {ckpt.size}")
-            if ckpt.sha256:
+            if ckpt.sha256 or ckpt.sha256_prefix:
                 got = sha256_of(candidate, progress)
-                if got != ckpt.sha256:
+                matches = got == ckpt.sha256 if ckpt.sha256 else got.startswith(ckpt.sha256_prefix or "")
+                if not matches:
                     candidate.unlink(missing_ok=True)
                     if candidate != partial:
                         partial.unlink(missing_ok=True)
-                    raise OSError(f"sha256 {got} != expected {ckpt.sha256}")
+                    expected = ckpt.sha256 or f"{ckpt.sha256_prefix}… (the prefix in the file name)"
+                    raise OSError(f"sha256 {got} != expected {expected}")
             os.replace(candidate, path)  # atomic: a reader sees the old state or the whole file
             _fixture_marker(path).unlink(missing_ok=True)
             for stale in [
