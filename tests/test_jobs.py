@@ -142,6 +142,36 @@ def test_wall_time_kills_and_restart_adopts(public, tmp_path: Path) -> None:
         os.kill(pid, 0)
 
 
+_JOB_PROCESS = """
+import sys, time
+from pipelines.common.jobs import job_process_main
+
+def run(folder):
+    if (folder / "fail").exists():
+        raise RuntimeError("the status file says why")
+    print("running", flush=True)
+    while not (folder / "job" / "stop").exists():
+        time.sleep(0.05)
+
+sys.exit(job_process_main(sys.argv[1:], prog="job", description="a job", folder="folder", run=run))
+"""
+
+
+def test_a_job_process_turns_sigterm_into_its_stop_file(tmp_path: Path) -> None:
+    import signal
+
+    (tmp_path / "job").mkdir()
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "-c", _JOB_PROCESS, str(tmp_path)]
+    process = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE)
+    assert process.stdout is not None and process.stdout.readline().strip() == b"running"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0 and (tmp_path / "job" / "stop").exists()
+    process.stdout.close()
+    (tmp_path / "fail").touch()
+    assert subprocess.run(command, cwd=root, capture_output=True, timeout=60).returncode == 1
+
+
 def test_prune_by_ttl_and_budget_keeps_active(tmp_path: Path) -> None:
     root = tmp_path / "jobs"
     now = time.time()

@@ -199,6 +199,28 @@ class _Entry:
     term_sent: float = 0.0
 
 
+def job_process_main(argv: list[str] | None, *, prog: str, description: str, folder: str,
+                     run: Callable[[Path], object]) -> int:  # fmt: skip
+    """The entry point of a background training process (``python -m <prog> FOLDER``): log to
+    stdout, turn SIGTERM (Stop, or the wall-time limit of :class:`ProcessSlots`) into the
+    ``FOLDER/job/stop`` file the trainers poll, so a stopped job ends at its next step and says
+    so in its status, and run ``run(FOLDER)``. Exit status 1 when it raises (its status file
+    records why), else 0."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument(folder, type=Path)
+    job_folder = Path(getattr(parser.parse_args(argv), folder))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    signal.signal(signal.SIGTERM, lambda *_: (job_folder / "job" / "stop").touch())
+    try:
+        run(job_folder)
+    except Exception:
+        return 1
+    return 0
+
+
 def pid_alive(pid: int | None) -> bool:
     """Alive and not a zombie (a finished child not yet reaped is not running)."""
     if not pid:

@@ -18,10 +18,8 @@ on N GPUs ``torchrun --standalone --nproc-per-node N -m pipelines.dance.jobs <ta
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -32,7 +30,7 @@ from typing import Any
 
 from pipelines.common.disk import read_json, write_json
 from pipelines.common.errors import InputError
-from pipelines.common.jobs import pid_alive
+from pipelines.common.jobs import job_process_main, pid_alive
 from pipelines.dance import distributed
 from pipelines.dance.config import TrainConfig, check_resumable
 from pipelines.dance.target import prepare_target_from_video, target_training_data
@@ -207,17 +205,12 @@ def read_status(target_dir: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.dance.jobs", description="Run one EDN training job.")
-    parser.add_argument("target_dir", type=Path)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
-    signal.signal(signal.SIGTERM, lambda *_: (Path(args.target_dir) / "job" / "stop").touch())
-    try:
-        status = run_job(args.target_dir)
-    except Exception:
-        return 1
-    log.info("finished: %s at step %d", status.state, status.step)
-    return 0
+    def run(target_dir: Path) -> None:
+        status = run_job(target_dir)
+        log.info("finished: %s at step %d", status.state, status.step)
+
+    return job_process_main(argv, prog="python -m pipelines.dance.jobs", description="Run one EDN training job.",
+                            folder="target_dir", run=run)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -17,11 +17,9 @@ per person) and deletes the person's photos.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
-import signal
 import sys
 import time
 import traceback
@@ -35,6 +33,7 @@ import torch.nn.functional as F
 
 from pipelines.common.disk import read_json, write_json
 from pipelines.common.errors import InputError
+from pipelines.common.jobs import job_process_main
 from pipelines.time_machine.config import TrainConfig
 
 log = logging.getLogger("nostalgia.time_machine")
@@ -368,16 +367,8 @@ def run_job(person_dir: Path) -> Status | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.time_machine.training", description="Run one LoRA job.")
-    parser.add_argument("person_dir", type=Path)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
-    signal.signal(signal.SIGTERM, lambda *_: (args.person_dir / "job" / "stop").touch())
-    try:
-        run_job(args.person_dir)
-    except Exception:
-        return 1
-    return 0
+    return job_process_main(argv, prog="python -m pipelines.time_machine.training", description="Run one LoRA job.",
+                            folder="person_dir", run=run_job)  # fmt: skip
 
 
 if __name__ == "__main__":
