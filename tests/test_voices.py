@@ -33,6 +33,8 @@ def test_list_and_fixture_say_the_voice_has_no_fixture(weights_dir: Path, capsys
     assert not store.checkpoint_dir(registry.get(VOICE)).exists()
     with pytest.raises(store.WeightsError, match="no fixture"):
         store.write_fixture(registry.get(VOICE))
+    instructions = store.manual_instructions(registry.get(VOICE))
+    assert "No fixture exists" in instructions and "weights fixture" not in instructions
 
 
 def test_story_narrates_with_the_registered_voice_once_it_is_in_place(weights_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -78,6 +78,13 @@ def sha256_of(path: Path, progress: ByteProgressFn | None = None) -> str:
     return digest.hexdigest()
 
 
+def _without_it(ckpt: Checkpoint) -> str:
+    """The last line of the instructions: how to go on without the real file."""
+    if ckpt.no_fixture:
+        return f"No fixture exists for it: {ckpt.no_fixture}."
+    return f"To try the app without real weights: `python -m weights fixture {ckpt.id}` (outputs are not real)."
+
+
 def manual_instructions(ckpt: Checkpoint) -> str:
     if ckpt.is_folder:
         source = ckpt.sources[0]
@@ -85,17 +92,19 @@ def manual_instructions(ckpt: Checkpoint) -> str:
         return (
             f"Model {ckpt.id} ({source.hf_repo} at revision {source.revision}) is not in the weights cache.\n"
             f"Download it with `python -m weights download {ckpt.id}`, or fetch these files by hand:\n{listing}\n"
-            f"To try the app without real weights: `python -m weights fixture {ckpt.id}` (outputs are not real)."
+            + _without_it(ckpt)
         )
     urls = "\n".join(
         f"  - {s.resolved_url}" + (f" (file {s.member} inside the archive)" if s.member else "") for s in ckpt.sources
     )
     sha = f"\nExpected sha256: {ckpt.sha256}" if ckpt.sha256 else ""
+    if not ckpt.sha256 and ckpt.sha256_prefix:
+        sha = f"\nIts sha256 starts with {ckpt.sha256_prefix} (the hash prefix in its name)"
     return (
         f"Checkpoint {ckpt.id} ({ckpt.filename}) is not in the weights cache.\n"
         f"Download it with `python -m weights download {ckpt.id}`, or fetch it by hand from:\n{urls or '  (no public source known)'}\n"
         f"and put it at: {checkpoint_path(ckpt)}{sha}\n"
-        f"To try the app without real weights: `python -m weights fixture {ckpt.id}` (outputs are not real)."
+        + _without_it(ckpt)
     )
 
 
