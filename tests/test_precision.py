@@ -115,15 +115,25 @@ def test_low_precision_copy_keeps_islands_float32_and_the_original_untouched(bf1
     x = torch.randn(1, 3, 12, 12)
     before = net(x)
     policy = P.NetworkPolicy("test", True, fp32_classes=("_Attention",), measured="test")
-    assert P.island_names(net, policy) == ["bn", "attn"]
+    # an inference BatchNorm is a fixed affine map: float32 parameters, bf16 maps in and out (no island)
+    assert P.island_names(net, policy) == ["attn"]
     low = P.make_low_precision(net, policy, torch.bfloat16, CPU)
     assert low.conv.weight.dtype == torch.bfloat16 and low.out.weight.dtype == torch.bfloat16
-    assert low.bn.running_var.dtype == torch.float32 and low.attn.proj.weight.dtype == torch.float32
+    assert low.bn.running_var.dtype == low.bn.weight.dtype == torch.float32
+    assert low.attn.proj.weight.dtype == torch.float32
     assert net.conv.weight.dtype == torch.float32
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y = low(x.contiguous(memory_format=torch.channels_last))
     assert torch.allclose(y.float(), before, atol=0.1)
     assert torch.equal(net(x), before)
+
+
+def test_norms_that_compute_statistics_stay_float32_islands() -> None:
+    policy = P.NetworkPolicy("test", True, measured="test")
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, track_running_stats=False), nn.GroupNorm(2, 4),
+                        nn.BatchNorm2d(4)).eval()  # fmt: skip
+    assert P.island_names(net, policy) == ["1", "2"]
+    assert P.island_names(net.train(), policy) == ["1", "2", "3"]  # training: batch statistics
 
 
 def test_prepare_makes_one_copy_per_network(bf16: None) -> None:
