@@ -368,3 +368,29 @@ def test_a_download_must_match_the_hash_prefix_its_name_carries(weights_dir: Pat
                 assert not store.checkpoint_path(ckpt).exists()
         finally:
             registry.unregister(ckpt.id)
+
+
+def test_folder_download_checks_each_file_like_a_checkpoint(weights_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from weights.registry import RepoFile
+
+    published = {"config.json": b'{"layers": 2}', "unet/model.bin": b"weights" * 10}
+    served = dict(published)
+
+    def fetch(url: str, partial: Path, progress: object, timeout: float) -> None:
+        partial.write_bytes(served[url.split("/resolve/v1/", 1)[1]])
+
+    monkeypatch.setattr(store, "_fetch_url", fetch)
+    files = tuple(RepoFile(p, len(b), hashlib.sha256(b).hexdigest()) for p, b in published.items())
+    ckpt = Checkpoint(id="test/folder", family="test", filename="config.json", description="a folder model",
+                      licence="MIT", components=(), sources=(Source(hf_repo="t/folder", revision="v1"),), files=files)  # fmt: skip
+    served["unet/model.bin"] = b"weightz" * 10  # the published size, another hash
+    with pytest.raises(store.WeightsMissingError, match="sha256"):
+        store.download(ckpt)
+    folder = store.checkpoint_dir(ckpt)
+    assert not (folder / "config.json").exists()  # the marker file comes last, so never on a failure
+    assert not [p for p in folder.rglob("*") if p.is_file()]  # the bad file is not kept, not even partly
+    served["unet/model.bin"] = published["unet/model.bin"]
+    assert store.download(ckpt) == store.checkpoint_path(ckpt)
+    for path, data in published.items():
+        assert (folder / path).read_bytes() == data
+        assert (folder / f"{path}.sha256").read_text().strip() == hashlib.sha256(data).hexdigest()

@@ -232,6 +232,25 @@ def _extract_member(archive: Path, member: str, dest: Path) -> None:
             shutil.copyfileobj(src, out, _CHUNK)
 
 
+def _check_download(file: Path, size: int | None, sha256: str | None, progress: ByteProgressFn | None, *,
+                    prefix: str | None = None, fetched: tuple[Path, ...] = ()) -> str | None:  # fmt: skip
+    """Refuse (``OSError``) a fetched ``file`` whose size or sha256 is not the published one (or
+    whose sha256 does not start with ``prefix``, the hash a file name carries); on a hash mismatch
+    ``file`` and the ``fetched`` files it came from are deleted, so a retry starts afresh. Returns
+    the sha256 computed (None when nothing was published to compare it with)."""
+    if size is not None and file.stat().st_size != size:
+        raise OSError(f"size {file.stat().st_size} != expected {size}")
+    if not (sha256 or prefix):
+        return None
+    got = sha256_of(file, progress)
+    if got != sha256 if sha256 else not got.startswith(prefix or ""):
+        for bad in {file, *fetched}:
+            bad.unlink(missing_ok=True)
+        expected = sha256 or f"{prefix}… (the prefix in the file name)"
+        raise OSError(f"sha256 {got} != expected {expected}")
+    return got
+
+
 def download(
     ckpt: Checkpoint, progress: ByteProgressFn | None = None, *, timeout: float = 30.0, force: bool = False
 ) -> Path:
@@ -257,17 +276,8 @@ def download(
                 candidate = extracted
             else:
                 candidate = partial
-            if ckpt.size is not None and candidate.stat().st_size != ckpt.size:
-                raise OSError(f"size {candidate.stat().st_size} != expected {ckpt.size}")
-            if ckpt.sha256 or ckpt.sha256_prefix:
-                got = sha256_of(candidate, progress)
-                matches = got == ckpt.sha256 if ckpt.sha256 else got.startswith(ckpt.sha256_prefix or "")
-                if not matches:
-                    candidate.unlink(missing_ok=True)
-                    if candidate != partial:
-                        partial.unlink(missing_ok=True)
-                    expected = ckpt.sha256 or f"{ckpt.sha256_prefix}… (the prefix in the file name)"
-                    raise OSError(f"sha256 {got} != expected {expected}")
+            _check_download(candidate, ckpt.size, ckpt.sha256, progress, prefix=ckpt.sha256_prefix,
+                            fetched=(partial,))  # fmt: skip
             os.replace(candidate, path)  # atomic: a reader sees the old state or the whole file
             _fixture_marker(path).unlink(missing_ok=True)
             for stale in [
@@ -314,13 +324,8 @@ def _download_folder(ckpt: Checkpoint, progress: ByteProgressFn | None, *, timeo
         url = source.file_url(f.path)
         try:
             _fetch_url(url, partial, progress, timeout)
-            if f.size is not None and partial.stat().st_size != f.size:
-                raise OSError(f"size {partial.stat().st_size} != expected {f.size}")
-            if f.sha256:
-                got = sha256_of(partial, progress)
-                if got != f.sha256:
-                    partial.unlink(missing_ok=True)
-                    raise OSError(f"sha256 {got} != expected {f.sha256}")
+            got = _check_download(partial, f.size, f.sha256, progress)
+            if got:
                 dest.with_name(dest.name + ".sha256").write_text(got + "\n")
             os.replace(partial, dest)
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
