@@ -341,10 +341,12 @@ class Colorizer:
         post_process: bool = True,
         *,
         smoothing: float = 0.0,
-        batch_size: int = 4,
+        batch_size: int | None = None,
         on_frame: Callable[[int], None] | None = None,
     ) -> Iterator[np.ndarray]:
-        """Colorize a stream of RGB frames lazily, ``batch_size`` frames per forward pass.
+        """Colorize a stream of RGB frames lazily, ``batch_size`` frames per forward pass (None: 4
+        on a GPU, 1 on a CPU, where a batch gains little and a Stop would wait for all its frames:
+        measured 30 s for a batch of 4 at render factor 21 on a loaded 2-core CPU).
 
         ``smoothing`` in [0, 1) blends each frame's chrominance with the previous frames'
         (:class:`ChromaSmoother`); 0 gives exactly the still-image result for every frame.
@@ -352,6 +354,8 @@ class Colorizer:
         render_size(render_factor)
         smoother = ChromaSmoother(smoothing) if smoothing > 0 else None
         done = 0
+        if batch_size is None:
+            batch_size = 4 if self.device.type == "cuda" else 1
         for chunk in _batched(frames, max(1, batch_size)):
             stop_point()
             photos = [np.ascontiguousarray(f) for f in chunk]
@@ -378,7 +382,7 @@ class Colorizer:
         post_process: bool = True,
         *,
         smoothing: float = 0.0,
-        batch_size: int = 4,
+        batch_size: int | None = None,
         first_seconds: float | None = None,
         progress: ProgressFn | None = None,
     ) -> Path:

@@ -37,6 +37,7 @@ from torch import nn
 from pipelines.common import precision as precisions
 from pipelines.common.device import cached_network, oom_guard, pick_device
 from pipelines.common.errors import InputError
+from pipelines.common.progress import stop_point
 from pipelines.restoration.config import (
     DETECTOR_CHECKPOINT,
     QUALITY,
@@ -328,9 +329,11 @@ class GlobalRestorer:
         if m is not None and hasattr(self.mapping, "set_attention_chunk"):
             mapping_plan.prepare(self.mapping).set_attention_chunk(self._chunk, self._budget)
         mapping = mapping_plan.runner(self.mapping)
-        with oom_guard(_MEMORY_HINT):
+        with oom_guard(_MEMORY_HINT):  # a Stop is honoured between the three networks (seconds each on a CPU)
             z = vae.runner(self.vae_a.encoder)(x.to(self.device))
+            stop_point()
             z = mapping(z) if m is None else mapping(z, m.to(self.device))
+            stop_point()
             return vae.runner(self.vae_b.decoder)(z).float().cpu()
 
     def __call__(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
