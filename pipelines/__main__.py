@@ -265,10 +265,12 @@ def _path_or_url(text: str) -> Path | str:
 
 def build_parser() -> argparse.ArgumentParser:
     """Model names, choices and defaults come from the configs (``NostalgiaOptions``,
-    ``StoryOptions``, DeOldify's ``VARIANTS``, TPSMM's ``CONFIGS`` and ``MODES``), not from here."""
+    ``StoryOptions``, DeOldify's ``VARIANTS``, TPSMM's ``CONFIGS`` and ``MODES``, the precision
+    modes, Dance's presets and training defaults), not from here."""
     from pipelines.animation.config import CONFIGS
     from pipelines.animation.pipeline import MODES
     from pipelines.colorization.config import DEFAULT_RENDER_FACTOR_IMAGE, DEFAULT_RENDER_FACTOR_VIDEO, VARIANTS
+    from pipelines.common.precision import MODES as PRECISION_MODES
     from pipelines.nostalgia.config import DRIVING_PRESETS, VOICES, NostalgiaOptions, StoryOptions
     from pipelines.scale.options import COMMANDS as SCALE_COMMANDS
     from pipelines.scale.options import add_scale_arguments
@@ -290,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--overwrite", action="store_true", help="replace existing results")
         p.add_argument("--recursive", action="store_true", help="also take files from sub-folders")
         p.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
-        p.add_argument("--precision", choices=("auto", "exact"), default=None,
+        p.add_argument("--precision", choices=PRECISION_MODES, default=None,
                        help="auto (default): bf16/fp16 where the CPU/GPU has it and each network's policy allows; "
                             "exact: float32, the originals' numbers")  # fmt: skip
         p.add_argument("--quiet", action="store_true", help="no progress, only the per-input results")
@@ -350,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_dance_train(sub: Any) -> None:
-    from pipelines.dance.pipeline import PRESETS
+    from pipelines.dance.pipeline import DEFAULT_MINUTES, DEFAULT_PRESET, PRESETS
 
     help_text = "train a Dance target (Everybody Dance Now) on one video, on one or several GPUs"
     p = sub.add_parser("dance-train", help=help_text, description=help_text + ". Several GPUs: --nproc N "
@@ -360,8 +362,8 @@ def _add_dance_train(sub: Any) -> None:
     source.add_argument("--sample", action="store_true", help="the offline sample dancer")
     source.add_argument("--target", help="continue training this target id")
     p.add_argument("--name", help="name of a new target")
-    p.add_argument("--preset", choices=tuple(PRESETS), default="fast", help="model size")
-    p.add_argument("--minutes", type=float, default=10.0, help="time budget of this session")
+    p.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULT_PRESET, help="model size")
+    p.add_argument("--minutes", type=float, default=DEFAULT_MINUTES, help="time budget of this session")
     p.add_argument("--steps", type=int, help="step cap of the run (default: the preset's)")
     p.add_argument("--nproc", type=int, default=1, help="training processes, one per GPU (torchrun)")
     p.add_argument("--batch", type=int, help="global batch (default: the preset's per-GPU batch x nproc)")

@@ -134,10 +134,14 @@ def test_story_command_writes_a_narrated_video(tmp_path: Path) -> None:
 
 def test_parser_takes_model_names_and_defaults_from_the_configs() -> None:
     """One owner for each default: the parser reads NostalgiaOptions, StoryOptions and the model tables."""
+    import inspect
+
     from pipelines.__main__ import build_parser
     from pipelines.animation.config import CONFIGS
     from pipelines.animation.pipeline import MODES
     from pipelines.colorization.config import VARIANTS
+    from pipelines.common.precision import MODES as PRECISION_MODES
+    from pipelines.dance.pipeline import train_target
     from pipelines.nostalgia.config import NostalgiaOptions, StoryOptions
 
     parser = build_parser()
@@ -153,3 +157,7 @@ def test_parser_takes_model_names_and_defaults_from_the_configs() -> None:
     assert tuple(actions["model"].choices) == tuple(CONFIGS) and tuple(actions["mode"].choices) == tuple(MODES)
     actions = {a.dest: a for a in parser._subparsers._group_actions[0].choices["colorize"]._actions}
     assert tuple(actions["model"].choices) == tuple(VARIANTS)
+    assert tuple(actions["precision"].choices) == PRECISION_MODES
+    train = parser.parse_args(["dance-train", "--sample"])
+    signature = inspect.signature(train_target).parameters
+    assert (train.preset, train.minutes) == (signature["preset"].default, signature["minutes"].default)

@@ -58,6 +58,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(width=128, height=64, ngf=16, n_downsampling=3, n_blocks=3, ndf=16, num_D=2, face_ngf=16,
                  face_n_blocks=2),
 }  # fmt: skip
+DEFAULT_PRESET = "fast"  # of train_target and the command line
+DEFAULT_MINUTES = 10.0  # time budget of one training session
 SAMPLE_SOURCE = ".sample"  # the procedural sample's frames and poses: read-only, copied into a target to train
 
 
@@ -257,8 +259,8 @@ def train_target(
     sample: bool = False,
     target_id: str | None = None,
     name: str | None = None,
-    preset: str = "fast",
-    minutes: float = 10.0,
+    preset: str = DEFAULT_PRESET,
+    minutes: float = DEFAULT_MINUTES,
     resume: bool = True,
     background: bool = True,
     owner: str | None = None,
