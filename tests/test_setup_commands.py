@@ -86,3 +86,23 @@ def test_run_app_on_a_fresh_clone_offline_serves_the_app_with_fixture_weights(tm
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("script", ["run_app.sh", "run_tests.sh"])
+def test_the_cpu_wheel_option_installs_pytorchs_cpu_wheels_before_the_requirements(tmp_path: Path, script: str) -> None:
+    """``NOSTALGIA_TORCH=cpu``: PyTorch's CPU index is unreachable here, so the environment's python
+    is a recorder; what is checked is the order and the arguments the script gives pip."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    calls = tmp_path / "calls.txt"
+    recorder = venv / "bin" / "python"
+    recorder.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n')
+    recorder.chmod(0o755)
+    env = {**os.environ, "NOSTALGIA_VENV": str(venv), "NOSTALGIA_TORCH": "cpu", "NOSTALGIA_LINT": "0"}
+    subprocess.run(["bash", str(ROOT / script)], cwd=ROOT, env=env, check=True, timeout=60, capture_output=True)
+    lines = calls.read_text().splitlines()
+    torch_line = next(i for i, line in enumerate(lines) if "download.pytorch.org/whl/cpu" in line)
+    requirements = next(i for i, line in enumerate(lines) if "-r requirements.txt" in line)
+    assert torch_line < requirements
+    assert lines[torch_line].startswith("-m pip install") and "torch" in lines[torch_line] and "torchvision" in lines[torch_line]
+    assert "--index-url https://download.pytorch.org/whl/cpu" in lines[torch_line]
