@@ -50,7 +50,7 @@ def test_registry_holds_the_files_the_installed_package_downloads() -> None:
     for ckpt in (fan, s3fd):
         assert ckpt.sources[0].url.rsplit("/", 1)[1] == ckpt.filename
         assert ckpt.sha256_prefix and f"-{ckpt.sha256_prefix}." in ckpt.filename
-        assert ckpt.sha256 is None and ckpt.licence.startswith("BSD-3-Clause")
+        assert ckpt.sha256 and ckpt.sha256.startswith(ckpt.sha256_prefix) and ckpt.licence.startswith("BSD-3-Clause")
     ids = [c.id for c in registry.all_checkpoints()]
     assert faces.FAN_CHECKPOINT in ids and faces.S3FD_CHECKPOINT in ids
 

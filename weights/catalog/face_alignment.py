@@ -11,11 +11,13 @@ The app never lets the package download anything: the files live in this registr
 there (one place for the files; torch's hub cache is not used). Without them, dlib's 68-point
 predictor is used (it ships inside the ``face-recognition-models`` wheel, nothing to download).
 
-Hashes: the authors publish no sha256 and no size. The file names follow torch.hub's convention
-``name-<first hex digits of the sha256>.ext`` (``11f355bf06``, ``619a316812``); that prefix is
-recorded as ``sha256_prefix`` and checked by ``python -m weights verify``. (face-alignment 1.0
-downloaded them with the torch < 1.1 ``model_zoo.load_url``, which always checked that prefix against
-the sha256; today's package downloads with ``check_hash=False``.)
+Hashes: the author publishes no sha256 and no size. The file names follow torch.hub's convention
+``name-<first hex digits of the sha256>.ext`` (``11f355bf06``, ``619a316812``; face-alignment 1.0
+downloaded them with the torch < 1.1 ``model_zoo.load_url``, which always checked that prefix). The
+full sha256 values pinned below are stated by public projects that hashed the downloads from
+adrianbulat.com, and each starts with its file name's prefix: S3FD's by two independent projects
+(similaitw/ai-talking-photo's README, a LipForensics wrapper's pinned constants), FAN's by the latter.
+Sizes stay unpublished: ``weights list`` shows the float32 bytes of the networks.
 """
 
 from __future__ import annotations
@@ -47,13 +49,13 @@ CHECKPOINTS: list[Checkpoint] = [
         sources=(
             Source(url="https://www.adrianbulat.com/downloads/python-fan/2DFAN4-11f355bf06.pth.tar", note="face-alignment 1.5 (api.py models_urls['2DFAN-4'])"),
         ),
-        sha256=None,
+        sha256="11f355bf0693120222f5955ce3f9dc8fb5763ebb30a47d7906e509490d32e4aa",
         sha256_prefix="11f355bf06",
         size=None,
         homepage=HOMEPAGE,
         notes=(
             "Bulat & Tzimiropoulos, How far are we from solving the 2D & 3D Face Alignment problem? (ICCV 2017). "
-            "No size or sha256 is published; face-alignment 1.4.x used a TorchScript export of the same network "
+            "No size is published (sha256: see the module docstring); face-alignment 1.4.x used a TorchScript export of the same network "
             "(2DFAN4-cd938726ad.zip), which this app does not load."
         ),
     ),
@@ -70,10 +72,10 @@ CHECKPOINTS: list[Checkpoint] = [
         sources=(
             Source(url="https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth", note="face-alignment 1.5 (sfd_detector.py models_urls['s3fd'])"),
         ),
-        sha256=None,
+        sha256="619a31681264d3f7f7fc7a16a42cbbe8b23f31a256f75a366e5a1bcd59b33543",
         sha256_prefix="619a316812",
         size=None,
         homepage=HOMEPAGE,
-        notes="Zhang et al., S3FD: Single Shot Scale-invariant Face Detector (ICCV 2017). No size or sha256 is published.",
+        notes="Zhang et al., S3FD: Single Shot Scale-invariant Face Detector (ICCV 2017). No size is published (sha256: see the module docstring).",
     ),
 ]
