@@ -80,7 +80,11 @@ CHECKPOINTS: list[Checkpoint] = [
         components=(Component(name="unet", builder=f"{_BUILDERS}:scratch_detector", path=("model_state",)),),
         sources=_global_sources("checkpoints/detection/FT_Epoch_latest.pt"),
         homepage=HOMEPAGE,
-        notes="Global/checkpoints/detection/FT_Epoch_latest.pt; other entries of the dict (optimizer state) are ignored.",
+        notes=(
+            "Global/checkpoints/detection/FT_Epoch_latest.pt; other entries of the dict (optimizer state) are ignored. "
+            "Not pinned, one unconfirmed third-party statement only: a photo-enhancer registry gives this member sha256 "
+            "b2d7ab04e9b3885c6b1991bb7a0b823129dd6e3ac078a9fd059ebd2a7ba59a95, about 420 MB, in an archive of about 2 GB."
+        ),
     ),
     _restoration(
         "vae_a_quality",
