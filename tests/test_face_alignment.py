@@ -133,3 +133,19 @@ def test_fixture_face_alignment_files_are_announced_where_they_are_used(fa_weigh
     assert app_module.tabs_using(list(faces.FACE_ALIGNMENT_CHECKPOINTS)) == ["Animate", "Dance"]
     warning = fixture_warning(argparse.Namespace(command="dance"))
     assert warning is not None and faces.FAN_CHECKPOINT in warning and faces.S3FD_CHECKPOINT in warning
+
+
+def test_the_offline_fallback_keeps_dlib_rather_than_fixture_landmarks(weights_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """run_app.sh's ``weights fixture --missing all`` leaves FAN and S3FD absent (dlib's real landmarks
+    stay in use); naming them writes their fixtures."""
+    from weights import __main__ as cli
+
+    ids = list(faces.FACE_ALIGNMENT_CHECKPOINTS)
+    monkeypatch.setattr(cli, "_select", lambda names: [registry.get(i) for i in ids] if names == ["all"] else [registry.get(i) for i in names])
+    assert cli.main(["fixture", "--missing", "all"]) == 0
+    assert capsys.readouterr().out.count("dlib's 68-point predictor") == len(ids)
+    assert all(store.status(registry.get(i)).state == "missing" for i in ids)
+    assert faces.landmarker_name() == "dlib"
+    assert cli.main(["fixture", "--missing", faces.S3FD_CHECKPOINT]) == 0
+    assert store.status(registry.get(faces.S3FD_CHECKPOINT)).state != "missing"

@@ -90,6 +90,10 @@ def cmd_fixture(args: argparse.Namespace) -> int:
         if c.no_fixture:
             print(f"skipped  {c.id}: no fixture: {c.no_fixture}")
             continue
+        if c.real_fallback and args.missing and c.id not in args.ids:
+            print(f"skipped  {c.id}: {c.real_fallback} is used while it is absent (real, not a fixture); "
+                  f"name {c.id} to write its fixture anyway")  # fmt: skip
+            continue
         path = store.write_fixture(c, salt=args.salt, gain=args.gain)
         print(f"fixture  {c.id} -> {path} (salt {args.salt!r}; outputs are not real)")
     return 0

