@@ -195,6 +195,22 @@ def test_restore_stage1_and_scratch_detector_auto_within_bound(bf16: None) -> No
     _assert_within("scratch_mask", masks["auto"], masks["exact"])
 
 
+@pytest.mark.slow
+def test_restore_scratch_mode_auto_equals_exact(bf16: None) -> None:
+    """The scratch mapping stays float32 (bf16 residual blocks measured 26.8 dB on the reference scratch
+    photo), and so do the VAEs: for one mask, auto is exact."""
+    from pipelines.restoration.networks import builders
+    from pipelines.restoration.stage1 import GlobalRestorer
+
+    photo = _photo(64, 96)
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    mask[20:30, 10:80] = 255
+    restorer = GlobalRestorer(_fixture(builders.vae(), "t/a"), _fixture(builders.mapping_scratch(), "t/s"),
+                              _fixture(builders.vae(), "t/b"), mode="scratch", device=CPU)  # fmt: skip
+    out = {m: GlobalRestorer.__call__(_with(restorer, m), photo, mask) for m in ("exact", "auto")}
+    assert np.array_equal(out["auto"], out["exact"])
+
+
 def _with(obj, mode: str):  # type: ignore[no-untyped-def]
     obj.precision = mode
     return obj
