@@ -115,12 +115,29 @@ def _fixture_weights(ids: list[str]) -> None:
             store.write_fixture(ckpt, salt="bench")
 
 
-def deviation_rows(quick: bool) -> Iterator[DeviationRow]:
+def deviation_rows(quick: bool, only: str | None = None) -> Iterator[DeviationRow]:
+    """Every pipeline's rows (``only``: the groups whose name contains it: restore, colorize,
+    animate, dance, openpose)."""
+    photos = [*reference_images(2 if quick else 3), example_photo()]
+    groups: dict[str, Callable[[], Iterator[DeviationRow]]] = {
+        "restore": lambda: _restore_rows(photos),
+        "colorize": lambda: _colorize_rows(photos[: 1 if quick else 2]),
+        # the example photo's face by the example clip (first frames), vox
+        "animate": lambda: _animate_rows(8 if quick else 16),
+        # the sample motion's labels through a fixture pix2pixHD generator + face generator
+        "dance": lambda: _dance_rows(6 if quick else 12),
+        # maps (0..255 after x255 clip) on the sample target frames
+        "openpose": lambda: _pose_rows(2 if quick else 4),
+    }
+    for name, rows in groups.items():
+        if not only or only.lower() in name:
+            yield from rows()
+
+
+def _restore_rows(photos: list[tuple[str, np.ndarray]]) -> Iterator[DeviationRow]:
+    """Quality + faces on every photo, scratch mode on the reference scratch inputs."""
     from pipelines.restoration.pipeline import RestorationPipeline
 
-    photos = [*reference_images(2 if quick else 3), example_photo()]
-
-    # Restore: quality + faces on every photo, scratch mode on the reference scratch inputs
     pipe = RestorationPipeline(DEVICE)
     _fixture_weights(RestorationPipeline.checkpoints(with_scratch=True, hr=False, enhance_faces=True))
     for name, photo in photos:
@@ -128,13 +145,15 @@ def deviation_rows(quick: bool) -> Iterator[DeviationRow]:
         exact, auto, te, ta = _twice(lambda m, p=photo, s=scratch: pipe(p, with_scratch=s, precision=m).image)
         yield DeviationRow(f"Restore ({'scratch' if scratch else 'quality'} + faces)", name, precisions.deviation(auto, exact), te, ta)
 
-    # Colorize: the three generators, render factor 35 (the video model at 21, its default)
+
+def _colorize_rows(photos: list[tuple[str, np.ndarray]]) -> Iterator[DeviationRow]:
+    """The three generators, render factor 35 (the video model at 21, its default)."""
     from pipelines.colorization.pipeline import Colorizer
 
     _fixture_weights(["deoldify/artistic", "deoldify/stable", "deoldify/video"])
     for model in ("artistic", "stable", "video"):
         rf = 21 if model == "video" else 35
-        for name, photo in photos[: 1 if quick else 2]:
+        for name, photo in photos:
             col = Colorizer.from_pretrained(model, DEVICE)
 
             def run(m: str, p: np.ndarray = photo, c: Colorizer = col, r: int = rf) -> np.ndarray:
@@ -143,13 +162,6 @@ def deviation_rows(quick: bool) -> Iterator[DeviationRow]:
 
             exact, auto, te, ta = _twice(run)
             yield DeviationRow(f"Colorize {model} rf {rf}", name, precisions.deviation(auto, exact), te, ta)
-
-    # Animate: the example photo's face by the example clip (first frames), vox
-    yield from _animate_rows(8 if quick else 16)
-    # Dance: the sample motion's labels through a fixture pix2pixHD generator + face generator
-    yield from _dance_rows(6 if quick else 12)
-    # OpenPose body: maps (0..255 after x255 clip) and keypoints on the sample target frames
-    yield from _pose_rows(2 if quick else 4)
 
 
 def _animate_rows(n_frames: int) -> Iterator[DeviationRow]:
@@ -368,7 +380,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=("deviation", "speed", "both"), default="both")
     parser.add_argument("--pairs", type=int, default=2, help="paired exact/auto runs per network")
-    parser.add_argument("--only", help="speed: only networks whose name contains this")
+    parser.add_argument("--only", help="only networks (speed) or pipelines (deviation) whose name contains this")
     parser.add_argument("--quick", action="store_true", help="deviation: fewer inputs and frames")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -382,7 +394,7 @@ def main() -> None:
     if args.part in ("deviation", "both"):
         lines += ["## Deviation of auto from exact (0..255)", "",
                   "| pipeline | input | max abs | mean abs | PSNR dB | exact s | auto s |", "|---|---|---|---|---|---|---|"]  # fmt: skip
-        for row in deviation_rows(args.quick):
+        for row in deviation_rows(args.quick, args.only):
             d = row.result
             lines.append(f"| {row.pipeline} | {row.input} | {d.max_abs:.0f} | {d.mean_abs:.3f} | {d.psnr_db:.1f} | "
                          f"{row.exact_s:.1f} | {row.auto_s:.1f} |")  # fmt: skip
