@@ -23,7 +23,6 @@ CPU = torch.device("cpu")
 # Stated bounds: PSNR of auto against exact, in dB (README "Precision").
 BOUNDS_DB = {
     "restore_stage1": 35.0,  # measured 37.4 (VAEs float32, mapping bf16)
-    "scratch_mask": 30.0,
     "face_enhancer": 40.0,  # measured 55.4
     "colorize": 40.0,  # measured 50.8
     "animate": 40.0,  # measured 52.1 (inpainting bf16; keypoints, dense motion float32)
@@ -192,13 +191,14 @@ def test_restore_stage1_and_scratch_detector_auto_within_bound(bf16: None) -> No
     _assert_within("restore_stage1", out["auto"], out["exact"])
     detector = ScratchDetector(_fixture(builders.scratch_detector(), "t/d"), CPU)
     masks = {m: _with(detector, m)(photo).mask for m in ("exact", "auto")}
-    _assert_within("scratch_mask", masks["auto"], masks["exact"])
+    # float32 in auto: a few flipped mask pixels move the scratch mapping's attention (13.4 dB)
+    assert np.array_equal(masks["auto"], masks["exact"])
 
 
 @pytest.mark.slow
 def test_restore_scratch_mode_auto_equals_exact(bf16: None) -> None:
     """The scratch mapping stays float32 (bf16 residual blocks measured 26.8 dB on the reference scratch
-    photo), and so do the VAEs: for one mask, auto is exact."""
+    photo), and so do the VAEs and the detector: scratch mode's auto is exact."""
     from pipelines.restoration.networks import builders
     from pipelines.restoration.stage1 import GlobalRestorer
 
