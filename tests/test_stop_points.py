@@ -86,3 +86,30 @@ def test_hand_estimator_stops_between_its_scales(monkeypatch) -> None:
     with pytest.raises(gr.Error, match="Stopped at your request"):
         find_hand(PAGE)
     assert len(runs) == 1 and len(estimator.config.scale_search) > 1
+
+
+def test_scratch_attention_stops_between_its_row_blocks(monkeypatch) -> None:
+    """Restore's scratch mapping is one network call of tens of seconds on a CPU; its attention is
+    computed in row blocks, and a Stop ends it after the current block."""
+    from pipelines.restoration.networks.mapping import masked_attention
+
+    blocks: list[int] = []
+    theta, phi, g = torch.rand(1, 64, 4), torch.rand(1, 4, 64), torch.rand(1, 64, 4)
+    valid = torch.ones(1, 1, 64)
+    real_matmul = torch.matmul
+
+    def counting_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if b is phi:  # the scores of one block
+            blocks.append(1)
+            common.request_stop(PAGE)
+        return real_matmul(a, b)
+
+    @job
+    def attend() -> str:
+        masked_attention(theta, phi, g, valid, chunk=8)
+        return "finished"
+
+    monkeypatch.setattr(torch, "matmul", counting_matmul)
+    with pytest.raises(gr.Error, match="Stopped at your request"):
+        attend(PAGE)
+    assert blocks == [1]  # 8 blocks of 8 rows; the Stop came during the first

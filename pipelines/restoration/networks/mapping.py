@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipelines.common.progress import stop_point
 from pipelines.restoration.config import MappingConfig
 from pipelines.restoration.networks.blocks import ResnetBlock, instance_norm
 
@@ -100,6 +101,7 @@ def masked_attention(
     chunk = max(1, min(int(chunk), length))
     out = g.new_empty(n, length, g.shape[2])
     for start in range(0, length, chunk):
+        stop_point()  # a 1 MP photo's attention is tens of blocks, about a second each on a CPU
         stop = min(start + chunk, length)
         f = torch.matmul(theta[:, start:stop], phi)
         if temperature != 1.0:
@@ -221,6 +223,7 @@ class PatchAttention(nn.Module):
         chunk = self.chunk or max(1, int(self.budget_bytes // max(1, n * nk * query.element_size())))
         out = torch.empty(n, nq, dtype=torch.long, device=query.device)
         for start in range(0, nq, chunk):
+            stop_point()
             corr = F.softmax(torch.bmm(query[:, start : start + chunk], keys), dim=2)
             out[:, start : start + chunk] = corr.max(dim=2).indices
         return out
