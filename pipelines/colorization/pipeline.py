@@ -223,6 +223,16 @@ def _oom_hint(render_factor: int) -> str:
     )
 
 
+
+#: Frames per forward pass of the video path, by device type (others: 1). On a CPU a batch gains
+#: little and a Stop would wait for all its frames.
+VIDEO_BATCH_SIZES = {"cuda": 4}
+
+
+def video_batch_size(device: torch.device) -> int:
+    """Frames per forward pass when colorizing a video on ``device``."""
+    return VIDEO_BATCH_SIZES.get(device.type, 1)
+
 class Colorizer:
     """One DeOldify generator, loaded once, called many times.
 
@@ -355,7 +365,7 @@ class Colorizer:
         smoother = ChromaSmoother(smoothing) if smoothing > 0 else None
         done = 0
         if batch_size is None:
-            batch_size = 4 if self.device.type == "cuda" else 1
+            batch_size = video_batch_size(self.device)
         for chunk in _batched(frames, max(1, batch_size)):
             stop_point()
             photos = [np.ascontiguousarray(f) for f in chunk]

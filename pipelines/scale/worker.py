@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import inspect
 import itertools
 import os
 import time
@@ -48,11 +47,12 @@ class Outcome:
 
 
 def frame_batch() -> int:
-    """Frames per forward pass of the single-process video path; chunks start at multiples of it, so each
-    batch holds the same frames as there (same numbers, same frames)."""
-    from pipelines.colorization.pipeline import Colorizer
+    """Chunks of a video start at multiples of this: the largest frame batch the video path uses on
+    any device (:data:`~pipelines.colorization.pipeline.VIDEO_BATCH_SIZES`), so each chunk's batches
+    hold the same frames as the single process's on the same device (same numbers, same frames)."""
+    from pipelines.colorization.pipeline import VIDEO_BATCH_SIZES
 
-    return int(inspect.signature(Colorizer.colorize_video).parameters["batch_size"].default)
+    return max([1, *VIDEO_BATCH_SIZES.values()])
 
 
 def parts_folder(output: str, source: str) -> str:
@@ -150,7 +150,7 @@ class Worker:
                 model, factor, post_process = colorize_settings(src, self.args)
                 colorizer = Colorizer.from_pretrained(model)
                 frames = itertools.islice(iter_frames(src), unit.start, unit.stop)
-                colored = colorizer.colorize_frames(frames, factor, post_process, batch_size=frame_batch())
+                colored = colorizer.colorize_frames(frames, factor, post_process)  # the device's own batch size
                 part = write_lossless_video(colored, stage / part_name(unit.index), unit.fps)
             return [storage.publish(part, parts_folder(self.output, unit.input))]
 
