@@ -30,10 +30,12 @@ from pipelines.common.errors import InputError
 from pipelines.common.faces import FACE_ALIGNMENT_CHECKPOINTS
 from pipelines.common.media import load_image
 from pipelines.dance import pipeline
+from pipelines.dance.hands import CHECKPOINT_ID as HAND_CHECKPOINT
 from pipelines.dance.jobs import ACTIVE_STATES
 
 TITLE = "Dance"
-CHECKPOINTS: list[str] = ["edn/openpose_body", *FACE_ALIGNMENT_CHECKPOINTS]  # face points: face-alignment when present
+# body poses, hands when asked, face points (face-alignment when present)
+CHECKPOINTS: list[str] = ["edn/openpose_body", HAND_CHECKPOINT, *FACE_ALIGNMENT_CHECKPOINTS]
 
 PRESET_CHOICES = [
     ("Tiny - 128x64, minutes on a CPU (a preview of the method)", "tiny"),

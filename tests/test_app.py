@@ -115,3 +115,4 @@ def test_fixture_banner_names_the_tabs_each_tab_declares(weights_dir) -> None:
     html = app_module.fixture_banner_html()
     assert "Colorize" in html and "Restore" not in html and "Animate" not in html
     assert "Colorize" in app_module.tabs_using(["deoldify/video"])
+    assert app_module.tabs_using(["edn/openpose_hand"]) == ["Dance"]  # hands in the Dance labels
