@@ -63,6 +63,11 @@ def _banner_update() -> dict:
     return gr.update(value=html, visible=bool(html))
 
 
+#: Page styles: while a job runs, Gradio dims the job panel's last note to 20 % under the progress
+#: line, where it reads as a garbled second line; hide it until the job answers.
+CSS = ".job-status .pending { opacity: 0 !important; }"
+
+
 def build_app() -> gr.Blocks:
     """The whole UI: one tab per registered demo, in a fixed order, then the Models tab."""
     budgets = DiskBudgets.from_env()
@@ -191,6 +196,7 @@ def launch(args: argparse.Namespace, **kwargs) -> gr.Blocks:
         share=args.share,
         max_file_size=f"{LIMITS.max_upload_mb:g}mb",
         show_error=True,
+        css=CSS,
         app_kwargs={"middleware": [Middleware(UploadBudget)]},
         **kwargs,
     )

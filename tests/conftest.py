@@ -103,6 +103,7 @@ def app_server(session_weights_dir: Path):
         prevent_thread_lock=True,
         quiet=True,
         max_file_size=f"{app_module.LIMITS.max_upload_mb:g}mb",
+        css=app_module.CSS,
     )
     yield demo
     demo.close()

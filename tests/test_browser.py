@@ -339,6 +339,10 @@ def test_stop_ends_a_running_animate_job_within_seconds(tab_page, animate_inputs
     estimate = _status_panel(page).get_by_text(re.compile(r"animating frame \d+/\d+ · about \d+ (s|min|h) left"))
     estimate.first.wait_for(timeout=RUN_TIMEOUT_MS)  # frames are being made; the time left, under the button
     _in_viewport(estimate.first)
+    # the panel's previous note is hidden under the progress line (app.CSS), not dimmed through it
+    dimmed = page.evaluate("""() => [...document.querySelectorAll('.job-status .pending')]
+        .filter(e => e.offsetParent !== null).map(e => getComputedStyle(e).opacity)""")
+    assert dimmed and set(dimmed) == {"0"}, dimmed
     _shot(page, "animate-running")
     page.get_by_role("button", name="Stop", exact=True).filter(visible=True).first.click()
     stopped = time.monotonic()
